@@ -1,0 +1,46 @@
+# The user's verbs. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+export ALEVOR_HOME ?= $(CURDIR)/.alevor
+export DAGSTER_HOME ?= $(ALEVOR_HOME)/dagster
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: install instance demo test test-fast ui models bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Dagster reads its instance settings from $DAGSTER_HOME/dagster.yaml.
+instance: install
+	mkdir -p "$(DAGSTER_HOME)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+## Materialize every asset for the demo range in one run, then print where the reports are.
+demo: instance
+	$(BIN)/python -m alevor_assets demo
+
+## The whole test suite, slow end-to-end tests included (what CI runs).
+test: install
+	$(BIN)/pytest -m "slow or not slow"
+
+## The quick suite: every layer once, without the slow end-to-end tests.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+## The Dagster UI on http://$(HOST):$(PORT) (127.0.0.1 unless you set HOST).
+ui: instance
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+## Every registered model version with its status and primary metric.
+models: install
+	$(BIN)/python -m alevor_assets models
+
+clean:
+	rm -rf "$(ALEVOR_HOME)" $(VENV)

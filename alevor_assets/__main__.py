@@ -1,0 +1,3 @@
+from alevor_assets.cli import main
+
+raise SystemExit(main())

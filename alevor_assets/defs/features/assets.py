@@ -1,0 +1,168 @@
+"""Features, labels and per-spec training rows."""
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import polars as pl
+
+from alevor_assets.defs.features.checks import (
+    FEATURES_CHECKS,
+    LABELS_CHECKS,
+    TRAINING_SET_CHECKS,
+    validate_features,
+    validate_labels,
+    validate_training_rows,
+)
+from alevor_assets.defs.market_data.assets import bars, labelled_events, tokens
+from alevor_assets.defs.modeling.specs import LABEL_SETS, MODEL_SPECS
+from alevor_assets.defs.partitions import daily_partitions, following_days, previous_days, single_run
+from alevor_assets.defs.publishing import PartitionBatch, partition_days
+from alevor_assets.defs.resources import AlevorStorage, PipelineSettings
+from alevor_assets.lib.features import compute_features, restrict_to_window
+from alevor_assets.lib.labels import LabelContext, finalize_labels
+from alevor_assets.lib.modeling import build_training_rows
+from alevor_assets.lib.schemas import DATE_COLUMN
+from alevor_assets.lib.warehouse import Warehouse
+
+GROUP = "features"
+DAY = timedelta(days=1)
+Result = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
+
+
+def _day_start_us(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 1_000_000
+
+
+def _days_spanned(delta: timedelta) -> int:
+    return -(-int(delta.total_seconds()) // 86_400) if delta > timedelta(0) else 0
+
+
+# How far labels reach around their day, over every label set the specs use.
+_LOOK_AHEAD_DAYS = max([_days_spanned(s.build().look_ahead(i)) for (i, _), s in LABEL_SETS.items()] or [0])
+_LOOK_BACK_DAYS = max([_days_spanned(s.build().look_back(i)) for (i, _), s in LABEL_SETS.items()] or [0])
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=FEATURES_CHECKS,
+    output_required=False,
+    deps=[dg.AssetDep(bars, partition_mapping=previous_days(1)), tokens],
+    kinds={"polars", "parquet"},
+)
+def features(context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings) -> Result:
+    """Feature snapshots per token and bar, for each feature interval: returns, volatility,
+    per-second rates, order-flow imbalance and the standard indicators (RSI, MACD, Bollinger,
+    ATR as TA-Lib defines them). Each value uses only bars at or before its own time; a partition
+    reads earlier days as warm-up, so it equals the continuous series."""
+    wh = storage.warehouse
+    batch = PartitionBatch(storage, "features", context.run.run_id, sort_by=["token", "ts"])
+    for day in partition_days(context):
+        meta = wh.partition_files("tokens", [day])
+        token_meta = pl.read_parquet(meta[0]) if meta else None
+        frames = {}
+        for interval in settings.features():
+            wh.require("bars", day, {"interval": interval})
+            history = wh.scan("bars", day - timedelta(days=settings.warmup_days(interval)), day, {"interval": interval})
+            snap = compute_features(history, interval, tokens=token_meta)
+            frames[interval] = restrict_to_window(snap, _day_start_us(day), _day_start_us(day + DAY))
+        frame = pl.concat(list(frames.values())).with_columns(pl.lit(day).alias(DATE_COLUMN))
+        if batch.audit(day, frame, validate_features(frame)):
+            for interval, part in frames.items():
+                batch.stage(day, part, {"interval": interval})
+    yield from batch.finish(context, {"intervals": ", ".join(settings.features())})
+
+
+def _bars_window(wh: Warehouse, interval: str, first: date, last: date) -> tuple[pl.DataFrame, int | None]:
+    """Bars of ``interval`` for days ``first..last`` that exist, and the end of the data (µs)."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    files = wh.partition_files("bars", days, {"interval": interval})
+    if not files:
+        return pl.DataFrame(), None
+    present = wh.available_days("bars", {"interval": interval})
+    # Data is contiguous only up to the first missing day after `first`.
+    end_day = first
+    for d in days:
+        if d not in present:
+            break
+        end_day = d + DAY
+    frame = pl.read_parquet(files).filter(pl.col("ts").dt.epoch("us") < _day_start_us(end_day))
+    return frame.sort("token", "ts"), _day_start_us(end_day)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=LABELS_CHECKS,
+    output_required=False,
+    deps=[
+        dg.AssetDep(
+            bars,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-_LOOK_BACK_DAYS, end_offset=max(_LOOK_AHEAD_DAYS, 1),
+                allow_nonexistent_upstream_partitions=True,
+            ),
+        ),
+        dg.AssetDep(labelled_events, partition_mapping=following_days(0)),
+    ],
+    kinds={"polars", "parquet"},
+)
+def labels(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
+    """Training targets for every label set the model specs use (`strategy` names the set), with
+    `weight` and `horizon_end`, the end of what each label looks at. Forward-looking labels read
+    the head of later days; a label whose horizon is not covered yet is left out until it is."""
+    wh = storage.warehouse
+    batch = PartitionBatch(storage, "labels", context.run.run_id, sort_by=["token", "ts"])
+    for day in partition_days(context):
+        for interval in {i for i, _ in LABEL_SETS}:
+            wh.require("bars", day, {"interval": interval})
+        events_files = wh.partition_files("labelled_events", [day])
+        events = pl.read_parquet(events_files).unique() if events_files else None
+        token_files = wh.partition_files("tokens", [day])
+        token_meta = pl.read_parquet(token_files) if token_files else None
+        for (interval, set_name), label_spec in LABEL_SETS.items():
+            strategy = label_spec.build()
+            if strategy.needs_events and events is None:
+                raise dg.Failure(f"label set {set_name!r} needs labelled_events for {day}; materialize it first")
+            look_back, look_ahead = strategy.look_back(interval), strategy.look_ahead(interval)
+            first = day - timedelta(days=_days_spanned(look_back))
+            last = day + timedelta(days=_days_spanned(look_ahead))
+            window, data_end = _bars_window(wh, interval, first, last)
+            if window.height == 0:
+                raw = pl.DataFrame(schema={"token": pl.Utf8, "ts": pl.Datetime("us", "UTC"), "label": pl.Int64, "horizon_end": pl.Datetime("us", "UTC")})
+            else:
+                raw = strategy.compute(LabelContext(window, interval, events=events, tokens=token_meta))
+                raw = restrict_to_window(raw, _day_start_us(day), _day_start_us(day + DAY))
+            frame = finalize_labels(raw, set_name, interval, strategy.task, data_end).with_columns(
+                pl.lit(day).alias(DATE_COLUMN)
+            )
+            if batch.audit(day, frame, validate_labels(frame)):
+                batch.stage(day, frame, {"interval": interval, "strategy": set_name})
+    yield from batch.finish(context, {"label_sets": ", ".join(f"{s}@{i}" for i, s in LABEL_SETS)})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=TRAINING_SET_CHECKS,
+    output_required=False,
+    deps=[features, labels],
+    kinds={"polars", "parquet"},
+)
+def training_set(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
+    """Per model spec (`spec`), the rows it trains on: the spec's features joined with its labels
+    on (token, interval, ts), after the spec's filters (e.g. young tokens only)."""
+    wh = storage.warehouse
+    batch = PartitionBatch(storage, "training_set", context.run.run_id, sort_by=["token", "ts"])
+    for day in partition_days(context):
+        for spec in MODEL_SPECS:
+            feats = wh.read_partition("features", day, {"interval": spec.interval})
+            labs = wh.read_partition("labels", day, {"interval": spec.interval, "strategy": spec.label.set_name})
+            rows = build_training_rows(spec, feats, labs).with_columns(pl.lit(day).alias(DATE_COLUMN))
+            if batch.audit(day, rows, validate_training_rows(rows)):
+                batch.stage(day, rows, {"spec": spec.name})
+    yield from batch.finish(context, {"specs": ", ".join(s.name for s in MODEL_SPECS)})

@@ -1,0 +1,107 @@
+"""Market data: what the source says happened, and bars built from it."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from alevor_assets.defs.market_data.checks import (
+    BARS_CHECKS,
+    EVENTS_CHECKS,
+    RAW_TRADES_CHECKS,
+    TOKENS_CHECKS,
+    validate_bars,
+    validate_trades,
+)
+from alevor_assets.defs.partitions import daily_partitions, single_run
+from alevor_assets.defs.publishing import PartitionBatch, partition_days
+from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
+from alevor_assets.lib.bars import time_bars
+from alevor_assets.lib.schemas import DATE_COLUMN, RAW_TRADES_COLUMNS, validate
+
+GROUP = "market_data"
+Result = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=TOKENS_CHECKS,
+    output_required=False,
+    kinds={"polars", "parquet"},
+)
+def tokens(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
+    """Token metadata as of each day: symbol, name, address and creation time (`created_at`, null
+    when the source does not know it). Token age features and the early-pump filter use it."""
+    batch = PartitionBatch(storage, "tokens", context.run.run_id, sort_by=["token"])
+    for day in partition_days(context):
+        frame = source.tokens(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
+        batch.add(day, frame, validate("tokens", frame))
+    yield from batch.finish(context, {"source": source.describe()})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=EVENTS_CHECKS,
+    output_required=False,
+    kinds={"polars", "parquet"},
+)
+def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
+    """Known pump and dump episodes that overlap each day (`token, type, start_time, end_time`):
+    the synthetic market's ground truth, or your own events file or table. Supervised pump label
+    strategies learn from them."""
+    batch = PartitionBatch(storage, "labelled_events", context.run.run_id, sort_by=["token", "start_time", "type"])
+    for day in partition_days(context):
+        frame = source.events(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
+        batch.add(day, frame, validate("labelled_events", frame))
+    yield from batch.finish(context, {"source": source.describe()})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=RAW_TRADES_CHECKS,
+    output_required=False,
+    kinds={"polars", "parquet"},
+)
+def raw_trades(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
+    """Every trade of each UTC day as the source reported it: `token, trade_id, ts, price, amount,
+    side` (the taker side). Checked before anything downstream runs; a bad day is quarantined,
+    never published."""
+    batch = PartitionBatch(storage, "raw_trades", context.run.run_id, sort_by=["token", "ts", "trade_id"])
+    for day in partition_days(context):
+        frame = source.trades(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
+        batch.add(day, frame, validate_trades(frame))
+    yield from batch.finish(context, {"source": source.describe()})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    check_specs=BARS_CHECKS,
+    output_required=False,
+    deps=[raw_trades],
+    kinds={"polars", "parquet"},
+)
+def bars(
+    context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings
+) -> Result:
+    """OHLCV time bars per token for every configured interval (2 s up to 1 d): open and close are
+    the first and last trade by (ts, trade_id), bars start at epoch multiples of the interval, and
+    only buckets with trades exist. Volumes and trade counts reconcile exactly with raw_trades."""
+    intervals = settings.bars()
+    batch = PartitionBatch(storage, "bars", context.run.run_id, sort_by=["token", "ts"])
+    for day in partition_days(context):
+        trades = storage.warehouse.read_partition("raw_trades", day)
+        frame = time_bars(trades.select(RAW_TRADES_COLUMNS), intervals)
+        frame = frame.with_columns(pl.lit(day).alias(DATE_COLUMN))
+        if batch.audit(day, frame, validate_bars(frame, trades)):
+            for interval in intervals:
+                batch.stage(day, frame.filter(pl.col("interval") == interval), {"interval": interval})
+    yield from batch.finish(context, {"intervals": ", ".join(intervals)})
+

@@ -1,0 +1,177 @@
+"""The asset factory: every model spec becomes ``model_<name>`` and ``validation_<name>``."""
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from alevor_assets.defs.features.assets import training_set
+from alevor_assets.defs.modeling.checks import GATE_CHECK, gate_check_result, gate_check_spec
+from alevor_assets.defs.modeling.specs import MODEL_SPECS
+from alevor_assets.defs.resources import AlevorStorage
+from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_report
+from alevor_assets.lib.registry import ArtifactIntegrityError
+from alevor_assets.lib.specs import ModelSpec
+from alevor_assets.lib.training import make_trainer
+from alevor_assets.lib.validation import evaluate_gate
+from alevor_assets.lib.version import code_version
+from alevor_assets.lib.warehouse import Warehouse
+
+
+def training_window(wh: Warehouse, spec: ModelSpec) -> list[date]:
+    """Days the spec trains on: ``window.days`` ending at ``window.end`` or at the newest
+    training_set partition of the spec."""
+    available = wh.available_days("training_set", {"spec": spec.name})
+    if not available:
+        raise dg.Failure(f"no training_set partitions for spec {spec.name!r}; materialize training_set first")
+    end = spec.window_end or available[-1]
+    start = end - timedelta(days=spec.window_days - 1)
+    return [d for d in available if start <= d <= end]
+
+
+def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tuple[pl.DataFrame, dict[str, int]]:
+    frames = {d.isoformat(): wh.read_partition("training_set", d, {"spec": spec.name}) for d in days}
+    counts = {k: v.height for k, v in frames.items()}
+    return pl.concat(list(frames.values()), how="vertical_relaxed"), counts
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    model_key = f"model_{spec.name}"
+    group = spec.name
+
+    @dg.asset(
+        name=model_key,
+        group_name=group,
+        deps=[training_set],
+        kinds={spec.trainer.name.split("_")[0]},
+        description=(
+            f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
+            f"{spec.interval} over the last {spec.window_days} training_set days (spec "
+            f"`{spec.path.split('/')[-1]}`); each materialization adds a registry version."
+        ),
+        metadata={"spec": dg.MetadataValue.json(spec.raw())},
+    )
+    def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
+        wh = storage.warehouse
+        days = training_window(wh, spec)
+        rows, counts = read_training_rows(wh, spec, days)
+        trainer = make_trainer(spec.trainer.name, spec.trainer.params)
+        result = train(spec, rows, trainer)
+        importance = trainer.feature_importance()
+        top = [k for k, _ in sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:10]]
+        metadata = {
+            "spec": spec.raw(),
+            "interval": spec.interval,
+            "label": {"strategy": spec.label.strategy, "set": spec.label.set_name, "params": spec.label.params},
+            "trainer": {"name": trainer.name, "params": trainer.params()},
+            "features": result.features,
+            "threshold": result.threshold,
+            "training": {"partitions": list(counts), "rows_by_partition": counts, "split": result.split.describe()},
+            "validation_metrics": result.validation_metrics,
+            "fit": trainer.fit_info(),
+            "top_features": top,
+            "feature_importance": importance,
+            "code_version": code_version(),
+        }
+        version = storage.registry.save(spec.name, trainer, metadata)
+        context.log.info(f"registered {spec.name} v{version.version} ({version.sha256[:12]})")
+        return dg.MaterializeResult(
+            metadata={
+                "version": version.version,
+                "artifact": dg.MetadataValue.path(str(version.artifact)),
+                "artifact_sha256": version.sha256,
+                "partitions": dg.MetadataValue.json(counts),
+                "dagster/row_count": rows.height,
+                "train_rows": result.split.train.height,
+                "validation_rows": result.split.validation.height,
+                "test_rows": result.split.test.height,
+                "purged_rows": result.split.purged_rows,
+                **{f"validation_{k}": v for k, v in _scalars(result.validation_metrics).items()},
+            }
+        )
+
+    @dg.asset(
+        name=f"validation_{spec.name}",
+        group_name=group,
+        deps=[_model],
+        check_specs=[gate_check_spec(f"validation_{spec.name}", spec)],
+        kinds={"markdown"},
+        description=(
+            f"Held-out evaluation of the newest `{model_key}` version on the chronologically last "
+            f"{spec.split.test:.0%} of its window (purged, embargo {spec.split.embargo}); gate "
+            f"{spec.gate or 'none'}; promotes it only if it passes and beats the promoted version on "
+            f"`{spec.primary_metric}`. The report (Markdown with plots) is shown here and written "
+            "next to the model."
+        ),
+    )
+    def _validation(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[Any]:
+        registry = storage.registry
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(model_key))
+        if event is None or event.asset_materialization is None:
+            raise dg.Failure(f"{model_key} has not been materialized yet")
+        version = int(event.asset_materialization.metadata["version"].value)
+        trainer, mv = registry.load(spec.name, version)
+        meta = mv.metadata
+        days = [date.fromisoformat(d) for d in meta["training"]["partitions"]]
+        rows, counts = read_training_rows(storage.warehouse, spec, days)
+        if counts != meta["training"]["rows_by_partition"]:
+            raise dg.Failure(
+                f"training_set changed since {spec.name} v{version} was trained "
+                f"(rows {counts} vs {meta['training']['rows_by_partition']}); rematerialize {model_key}"
+            )
+        test = split_rows(spec, rows).test.rows
+        metrics, score = evaluate(trainer, test, meta["features"], meta["threshold"])
+        gate = evaluate_gate(metrics, spec.gate)
+        new_value = metrics.get(spec.primary_metric)
+        incumbent = registry.promoted(spec.name)
+        incumbent_value, incumbent_note = None, "no promoted version yet"
+        if incumbent is not None:
+            try:
+                old, old_mv = registry.load(spec.name, int(incumbent["version"]))
+                old_metrics, _ = evaluate(old, test, old_mv.metadata["features"], old_mv.metadata["threshold"])
+                incumbent_value = old_metrics.get(spec.primary_metric)
+                incumbent_note = f"v{incumbent['version']} scores {incumbent_value} on the same test rows"
+            except (ArtifactIntegrityError, KeyError, ValueError, pl.exceptions.ColumnNotFoundError) as exc:
+                incumbent_value = incumbent.get("primary_value")
+                incumbent_note = f"v{incumbent['version']} recorded {incumbent_value} (could not re-score: {exc})"
+        beats = new_value is not None and (incumbent_value is None or new_value > incumbent_value)
+        promote = gate.passed and beats
+        if promote:
+            decision = f"**Promoted v{version}**: gate passed and {spec.primary_metric} = {new_value} beats the incumbent ({incumbent_note})."
+        elif not gate.passed:
+            decision = f"**Not promoted**: gate failed ({'; '.join(gate.failures())}). The promoted version stays ({incumbent_note})."
+        else:
+            decision = f"**Not promoted**: {spec.primary_metric} = {new_value} does not beat the incumbent ({incumbent_note})."
+        report = validation_report(
+            spec, version, metrics, spec.gate, decision, meta.get("feature_importance", {}), test, score, meta["training"]
+        )
+        report_path = report.write(mv.directory)
+        registry.record_validation(
+            spec.name, version, metrics=metrics, primary_metric=spec.primary_metric,
+            gate_passed=gate.passed, promote=promote, report_path=report_path,
+        )
+        context.log.info(decision)
+        yield dg.MaterializeResult(
+            metadata={
+                "version": version,
+                "promoted": promote,
+                "decision": decision,
+                "report": dg.MetadataValue.md(report.markdown(inline_plots=True)),
+                "report_path": dg.MetadataValue.path(str(report_path)),
+                "metrics": dg.MetadataValue.json({k: v for k, v in metrics.items()}),
+                **{k: v for k, v in _scalars(metrics).items()},
+            },
+            check_results=[gate_check_result(gate)],
+        )
+
+    return [_model, _validation]
+
+
+MODEL_ASSETS = [a for spec in MODEL_SPECS for a in build_model_assets(spec)]
+__all__ = ["GATE_CHECK", "MODEL_ASSETS", "build_model_assets", "training_window"]

@@ -1,0 +1,196 @@
+"""Write-audit-publish for partitioned assets.
+
+An asset stages each new partition, audits it against its contract, and only when every
+partition of the run passes moves them into place; the audit is the asset's blocking check. When a
+rule fails, nothing is published (earlier files stay exactly as they were), the offending rows go
+to ``$ALEVOR_HOME/quarantine/<asset>/<run id>/`` for inspection, and the failed check, which names
+every broken rule with counts and example rows, stops everything downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from alevor_assets.defs.resources import AlevorStorage
+from alevor_assets.lib.schemas import DATE_COLUMN, RuleFailure, ValidationReport
+from alevor_assets.lib.warehouse import StagedPartition
+
+CONTRACT_CHECK = "check_contract"
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The UTC days this run materializes (one, or a whole backfill range)."""
+    window = context.partition_time_window
+    start = window.start.astimezone(timezone.utc).date()
+    end = window.end.astimezone(timezone.utc).date()
+    return [date.fromordinal(d) for d in range(start.toordinal(), end.toordinal())]
+
+
+def contract_check_spec(asset: str, description: str | None = None) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CONTRACT_CHECK,
+        asset=asset,
+        blocking=True,
+        description=description
+        or f"Every new {asset} partition satisfies the data contract (pandera model and rules) "
+        "before it is published; failures list each rule with counts and example rows.",
+    )
+
+
+@dataclass
+class PartitionBatch:
+    """Stages a run's partitions of one asset and publishes them together if all pass."""
+
+    storage: AlevorStorage
+    asset: str
+    run_id: str
+    sort_by: Sequence[str]
+    staged: list[StagedPartition] = field(default_factory=list)
+    reports: list[ValidationReport] = field(default_factory=list)
+    quarantined: list[Path] = field(default_factory=list)
+    rows_by_day: dict[str, int] = field(default_factory=dict)
+    stats: list[pl.DataFrame] = field(default_factory=list)
+    preview: pl.DataFrame | None = None
+
+    def add(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> None:
+        """Audit a day's frame and stage it when it passes."""
+        if self.audit(day, frame, report):
+            self.stage(day, frame)
+
+    def audit(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> bool:
+        """Record a day's validation; a failing frame goes to quarantine. True if it passed."""
+        self.reports.append(report)
+        if report.passed:
+            return True
+        path = self.storage.quarantine / self.asset / self.run_id / f"{DATE_COLUMN}={day.isoformat()}"
+        path.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path / "rows.parquet")
+        self.quarantined.append(path)
+        return False
+
+    def stage(self, day: date, frame: pl.DataFrame, keys: Mapping[str, str] | None = None) -> None:
+        """Stage an audited partition (one file per day and path keys)."""
+        self.staged.append(
+            self.storage.warehouse.stage(self.run_id, self.asset, day, frame, keys, self.sort_by)
+        )
+        label = day.isoformat() + "".join(f" {k}={v}" for k, v in (keys or {}).items())
+        self.rows_by_day[label] = frame.height
+        if frame.height:
+            self.stats.append(_stats(frame))
+            if self.preview is None:
+                self.preview = frame.drop([c for c in frame.columns if c.startswith("_") or c == DATE_COLUMN]).head(10)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.reports)
+
+    def finish(
+        self,
+        context: dg.AssetExecutionContext,
+        extra_metadata: Mapping[str, object] | None = None,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        """Publish and report a materialization, or quarantine and report the failed check."""
+        merged = _merge(self.asset, self.reports)
+        warehouse = self.storage.warehouse
+        if not self.passed:
+            warehouse.discard_staging(self.run_id)
+            context.log.error(merged.summary())
+            yield dg.AssetCheckResult(
+                check_name=CONTRACT_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=merged.summary()[:2000],
+                metadata={
+                    "rules_failed": len(merged.failures),
+                    "failed_rows": merged.failed_rows,
+                    "failures": dg.MetadataValue.md(merged.to_markdown()),
+                    "failures_json": dg.MetadataValue.json(merged.to_json()),
+                    "quarantine": dg.MetadataValue.path(str(self.quarantined[0].parent)) if self.quarantined else "",
+                    "published": False,
+                },
+            )
+            return
+        warehouse.publish(self.staged)
+        warehouse.discard_staging(self.run_id)
+        self.storage.catalog.refresh_views(warehouse.root, [self.asset])
+        total = sum(self.rows_by_day.values())
+        metadata: dict[str, object] = {
+            "dagster/row_count": total,
+            "rows_by_partition": dg.MetadataValue.json(self.rows_by_day),
+            "path": dg.MetadataValue.path(str(warehouse.asset_dir(self.asset))),
+            **_stats_metadata(self.stats),
+            **(extra_metadata or {}),
+        }
+        if self.preview is not None:
+            metadata["preview"] = dg.MetadataValue.md(_markdown_table(self.preview))
+        yield dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CONTRACT_CHECK,
+                    passed=True,
+                    metadata={"rows_checked": merged.rows, "partitions": len(self.staged)},
+                )
+            ],
+        )
+
+
+def _merge(asset: str, reports: list[ValidationReport]) -> ValidationReport:
+    by_rule: dict[tuple[str, str | None], RuleFailure] = {}
+    for r in reports:
+        for f in r.failures:
+            key = (f.rule, f.column)
+            prev = by_rule.get(key)
+            by_rule[key] = (
+                f if prev is None
+                else RuleFailure(f.rule, f.column, prev.count + f.count, (prev.examples + f.examples)[:5])
+            )
+    return ValidationReport(asset=asset, rows=sum(r.rows for r in reports), failures=list(by_rule.values()))
+
+
+def _stats(frame: pl.DataFrame) -> pl.DataFrame:
+    exprs = []
+    if "token" in frame.columns:
+        exprs.append(pl.col("token").unique().implode().alias("tokens"))
+    for col in ("ts", "start_time", "created_at"):
+        if col in frame.columns:
+            exprs += [pl.col(col).min().alias("first_ts"), pl.col(col).max().alias("last_ts")]
+            break
+    return frame.select(exprs) if exprs else pl.DataFrame()
+
+
+def _stats_metadata(stats: list[pl.DataFrame]) -> dict[str, object]:
+    stats = [s for s in stats if s.width]
+    if not stats:
+        return {}
+    all_stats = pl.concat(stats, how="diagonal_relaxed")
+    out: dict[str, object] = {}
+    if "tokens" in all_stats.columns:
+        out["tokens"] = all_stats.select(pl.col("tokens").explode().n_unique()).item()
+    if "first_ts" in all_stats.columns:
+        first = all_stats["first_ts"].min()
+        last = all_stats["last_ts"].max()
+        if isinstance(first, datetime) and isinstance(last, datetime):
+            out["first_ts"] = first.isoformat()
+            out["last_ts"] = last.isoformat()
+    return out
+
+
+def _markdown_table(df: pl.DataFrame) -> str:
+    cols = df.columns[:14]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.select(cols).iter_rows():
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v).replace("|", "\\|")

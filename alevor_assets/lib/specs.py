@@ -1,0 +1,216 @@
+"""Model specs: the YAML files in ``alevor_assets/specs/`` that declare each model.
+
+A spec names everything a model needs (interval, label strategy, trainer, features, training
+window, split and gate) so a user adds a model by adding a file. :func:`load_spec` checks a spec
+fully, with messages that name the file and the field, before any asset is built from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alevor_assets.lib.intervals import duration_us, interval_us
+from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "event_recall", "accuracy")
+REGRESSION_METRICS = ("ic", "directional_accuracy", "neg_mae", "neg_rmse", "profit_factor", "sharpe")
+# Gate keys: min_<metric> or max_<metric>.
+KNOWN_GATE_METRICS = set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS) | {
+    "mae", "rmse", "max_drawdown", "hit_rate", "detection_delay_s",
+}
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    strategy: str
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # the label set's name in the warehouse; defaults to the strategy
+
+    @property
+    def set_name(self) -> str:
+        return self.name or self.strategy
+
+    def build(self) -> LabelStrategy:
+        return make_label_strategy(self.strategy, self.params)
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    train: float = 0.70
+    validation: float = 0.15
+    test: float = 0.15
+    embargo: str = "0s"
+
+    @property
+    def embargo_us(self) -> int:
+        return 0 if self.embargo in ("0", "0s", "", None) else duration_us(self.embargo)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    interval: str
+    label: LabelSpec
+    trainer: TrainerSpec
+    features_include: tuple[str, ...] | None = None
+    features_exclude: tuple[str, ...] = ()
+    max_token_age_hours: float | None = None
+    window_days: int = 30
+    window_end: date | None = None
+    split: SplitSpec = SplitSpec()
+    gate: dict[str, float] = field(default_factory=dict)
+    primary_metric: str = "pr_auc"
+    drift_psi_threshold: float = 0.25
+    path: str = ""
+
+    @property
+    def task(self) -> str:
+        return self.label.build().task
+
+    def raw(self) -> dict[str, Any]:
+        """The spec as written, for metadata."""
+        return yaml.safe_load(Path(self.path).read_text()) if self.path else {}
+
+
+class SpecError(ValueError):
+    pass
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a model spec must be a mapping")
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
+    def need(key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in raw:
+            raise SpecError(f"{where}: missing required field '{key}'")
+        if not isinstance(raw[key], kind):
+            raise SpecError(f"{where}: field '{key}' must be {kind}")
+        return raw[key]
+
+    allowed = {
+        "name", "description", "interval", "label", "trainer", "features", "filters", "window",
+        "split", "gate", "primary_metric", "drift",
+    }
+    unknown = set(raw) - allowed
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    name = need("name", str)
+    if not name or set(name) - _NAME_OK or name[0].isdigit():
+        raise SpecError(f"{where}: name {name!r} must be lower_snake_case (letters, digits, _)")
+    interval = need("interval", str)
+    try:
+        interval_us(interval)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+    label_raw = need("label", dict)
+    label = LabelSpec(
+        strategy=str(label_raw.get("strategy", "")),
+        params=dict(label_raw.get("params") or {}),
+        name=str(label_raw.get("name", "")),
+    )
+    try:
+        strategy = label.build()
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}: label: {exc}") from exc
+    trainer_raw = need("trainer", dict)
+    trainer = TrainerSpec(name=str(trainer_raw.get("name", "")), params=dict(trainer_raw.get("params") or {}))
+    from alevor_assets.lib.training import make_trainer  # late: training imports specs' users
+
+    try:
+        trainer_obj = make_trainer(trainer.name, trainer.params)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}: trainer: {exc}") from exc
+    if trainer_obj.task != strategy.task:
+        raise SpecError(
+            f"{where}: trainer {trainer.name!r} is for {trainer_obj.task} but label strategy "
+            f"{label.strategy!r} produces {strategy.task} labels"
+        )
+    feats = raw.get("features") or {}
+    include = feats.get("include", "all")
+    filters = raw.get("filters") or {}
+    window = raw.get("window") or {}
+    split_raw = raw.get("split") or {}
+    split = SplitSpec(
+        train=float(split_raw.get("train", 0.70)),
+        validation=float(split_raw.get("validation", 0.15)),
+        test=float(split_raw.get("test", 0.15)),
+        embargo=str(split_raw.get("embargo", "0s")),
+    )
+    if abs(split.train + split.validation + split.test - 1.0) > 1e-9 or min(split.train, split.validation, split.test) <= 0:
+        raise SpecError(f"{where}: split fractions must be positive and sum to 1")
+    split.embargo_us  # noqa: B018 - validates the duration
+    gate = {str(k): float(v) for k, v in (raw.get("gate") or {}).items()}
+    for key in gate:
+        prefix, _, metric = key.partition("_")
+        if prefix not in ("min", "max") or metric not in KNOWN_GATE_METRICS:
+            raise SpecError(f"{where}: gate key {key!r} must be min_<metric> or max_<metric> with metric in {sorted(KNOWN_GATE_METRICS)}")
+    primary = str(raw.get("primary_metric", "pr_auc" if strategy.task == "classification" else "ic"))
+    valid_primary = CLASSIFICATION_METRICS if strategy.task == "classification" else REGRESSION_METRICS
+    if primary not in valid_primary:
+        raise SpecError(f"{where}: primary_metric {primary!r} must be one of {valid_primary}")
+    end = window.get("end")
+    return ModelSpec(
+        name=name,
+        description=str(raw.get("description", "")).strip(),
+        interval=interval,
+        label=label,
+        trainer=trainer,
+        features_include=None if include in (None, "all") else tuple(include),
+        features_exclude=tuple(feats.get("exclude") or ()),
+        max_token_age_hours=(float(filters["max_token_age_hours"]) if "max_token_age_hours" in filters else None),
+        window_days=int(window.get("days", 30)),
+        window_end=date.fromisoformat(str(end)) if end else None,
+        split=split,
+        gate=gate,
+        primary_metric=primary,
+        drift_psi_threshold=float((raw.get("drift") or {}).get("psi_threshold", 0.25)),
+        path=where,
+    )
+
+
+def load_specs(directory: str | Path) -> list[ModelSpec]:
+    """Every ``*.yaml`` spec in ``directory``, sorted by name; names must be unique and label
+    sets with the same name must have the same parameters."""
+    specs = [load_spec(p) for p in sorted(Path(directory).glob("*.yaml"))]
+    seen: dict[str, str] = {}
+    label_sets: dict[tuple[str, str], LabelSpec] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise SpecError(f"{spec.path}: spec name {spec.name!r} already used by {seen[spec.name]}")
+        seen[spec.name] = spec.path
+        key = (spec.interval, spec.label.set_name)
+        other = label_sets.get(key)
+        if other is not None and (other.strategy, other.params) != (spec.label.strategy, spec.label.params):
+            raise SpecError(
+                f"{spec.path}: label set {spec.label.set_name!r} at {spec.interval} is defined with "
+                "different parameters by another spec; give one of them a distinct label.name"
+            )
+        label_sets[key] = spec.label
+    return sorted(specs, key=lambda s: s.name)
+
+
+def label_sets(specs: list[ModelSpec]) -> dict[tuple[str, str], LabelSpec]:
+    """The distinct (interval, label set name) pairs the specs need."""
+    return {(s.interval, s.label.set_name): s.label for s in specs}

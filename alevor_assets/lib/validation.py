@@ -1,0 +1,242 @@
+"""Leak-free evaluation: chronological splits with purging and embargo, metrics, gates.
+
+``horizon_end`` (labels contract) bounds the information a label uses: it depends on no trade at or
+after that instant. A training row *leaks* into a later fold when its ``horizon_end`` is after the
+fold's first instant; such rows are purged. The embargo additionally drops the first ``embargo``
+of every fold that follows another one, so serially dependent rows right after a boundary do not
+straddle it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn import metrics as skm
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A time span ``[start_us, end_us)`` and the rows that belong to it."""
+
+    name: str
+    start_us: int
+    end_us: int
+    rows: pl.DataFrame
+
+    @property
+    def height(self) -> int:
+        return self.rows.height
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Fold
+    validation: Fold
+    test: Fold
+    purged_rows: int
+    embargoed_rows: int
+
+    def describe(self) -> dict[str, Any]:
+        def span(f: Fold) -> dict[str, Any]:
+            return {"start_us": f.start_us, "end_us": f.end_us, "rows": f.height}
+
+        return {
+            "train": span(self.train), "validation": span(self.validation), "test": span(self.test),
+            "purged_rows": self.purged_rows, "embargoed_rows": self.embargoed_rows,
+        }
+
+
+def _us(col: str) -> pl.Expr:
+    return pl.col(col).dt.epoch("us")
+
+
+def purge(rows: pl.DataFrame, fold_start_us: int) -> pl.DataFrame:
+    """Rows whose label horizon ends at or before ``fold_start_us`` (the rest would leak)."""
+    return rows.filter(_us("horizon_end") <= fold_start_us)
+
+
+def purge_overlapping(rows: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
+    """Rows whose label span ``[ts, horizon_end)`` does not overlap ``[start_us, end_us)``."""
+    overlaps = (_us("ts") < end_us) & (_us("horizon_end") > start_us)
+    return rows.filter(~overlaps)
+
+
+def chronological_split(
+    rows: pl.DataFrame,
+    train: float = 0.70,
+    validation: float = 0.15,
+    embargo_us: int = 0,
+) -> Split:
+    """Split by time at the ``train`` and ``train + validation`` row quantiles.
+
+    All rows with the same timestamp land in the same fold. Training rows whose horizon reaches
+    the validation fold, and validation rows whose horizon reaches the test fold, are purged.
+    """
+    if rows.height < 10:
+        raise ValueError(f"too few rows to split: {rows.height}")
+    ts = rows.select(_us("ts").sort()).to_series().to_numpy()
+    b1 = int(ts[min(int(len(ts) * train), len(ts) - 1)])
+    b2 = int(ts[min(int(len(ts) * (train + validation)), len(ts) - 1)])
+    if not (ts[0] < b1 < b2 <= ts[-1]):
+        raise ValueError("not enough distinct timestamps for a train/validation/test split")
+    end = int(ts[-1]) + 1
+    t = rows.filter(_us("ts") < b1)
+    v = rows.filter((_us("ts") >= b1) & (_us("ts") < b2))
+    s = rows.filter(_us("ts") >= b2)
+    t_p, v_p = purge(t, b1), purge(v, b2)
+    purged = (t.height - t_p.height) + (v.height - v_p.height)
+    v_e = v_p.filter(_us("ts") >= b1 + embargo_us)
+    s_e = s.filter(_us("ts") >= b2 + embargo_us)
+    embargoed = (v_p.height - v_e.height) + (s.height - s_e.height)
+    return Split(
+        train=Fold("train", int(ts[0]), b1, t_p),
+        validation=Fold("validation", b1, b2, v_e),
+        test=Fold("test", b2, end, s_e),
+        purged_rows=purged,
+        embargoed_rows=embargoed,
+    )
+
+
+def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
+    """Decision threshold that maximizes F1 on (validation) data; 0.5 if undefined."""
+    if len(np.unique(y)) < 2:
+        return 0.5
+    precision, recall, thresholds = skm.precision_recall_curve(y, score)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return float(thresholds[best]) if len(thresholds) else 0.5
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def event_metrics(
+    token: np.ndarray, ts_us: np.ndarray, y: np.ndarray, predicted: np.ndarray
+) -> dict[str, Any]:
+    """Event recall and detection delay.
+
+    An event is a maximal run of consecutive positive rows of one token (rows in time order). It is
+    detected when any row of the run is predicted positive; the delay is the time from the run's
+    first row to the first positive prediction inside it. False alarms are runs of positive
+    predictions that touch no event.
+    """
+    order = np.lexsort((ts_us, token))
+    token, ts_us, y, predicted = token[order], ts_us[order], y[order] > 0, predicted[order].astype(bool)
+    new_token = np.ones(len(token), dtype=bool)
+    new_token[1:] = token[1:] != token[:-1]
+
+    def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        continues = np.zeros(len(mask), dtype=bool)
+        continues[1:] = mask[1:] & mask[:-1] & ~new_token[1:]
+        starts = np.flatnonzero(mask & ~continues)
+        ends = np.flatnonzero(mask & ~np.append(continues[1:], False))
+        return starts, ends
+
+    n = len(token)
+    ev_s, ev_e = runs(y)
+    # Index of the first positive prediction at or after each row.
+    next_hit = np.where(predicted, np.arange(n), n)
+    next_hit = np.minimum.accumulate(next_hit[::-1])[::-1] if n else next_hit
+    first = next_hit[ev_s] if len(ev_s) else np.zeros(0, dtype=int)
+    hit = first <= ev_e
+    delays = (ts_us[first[hit]] - ts_us[ev_s[hit]]) / 1e6
+    detected = int(hit.sum())
+    al_s, al_e = runs(predicted)
+    y_cum = np.concatenate([[0], np.cumsum(y)])
+    false_alarms = int(((y_cum[al_e + 1] - y_cum[al_s]) == 0).sum())
+    events = ev_s
+    days = max((ts_us.max() - ts_us.min()) / 86_400e6, 1e-9) if len(ts_us) else 1.0
+    return {
+        "events": len(events),
+        "events_detected": detected,
+        "event_recall": detected / len(events) if len(events) else None,
+        "detection_delay_s": float(np.median(delays)) if len(delays) else None,
+        "detection_delay_mean_s": float(np.mean(delays)) if len(delays) else None,
+        "false_alarms": false_alarms,
+        "false_alarms_per_day": false_alarms / days,
+    }
+
+
+def classification_metrics(
+    y: np.ndarray,
+    score: np.ndarray,
+    threshold: float,
+    *,
+    token: np.ndarray | None = None,
+    ts_us: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Metrics for a binary score (positive-class probability) or class probabilities (n×k)."""
+    out: dict[str, Any] = {"rows": int(len(y)), "positives": int((y > 0).sum())}
+    if score.ndim == 2:
+        classes = np.arange(score.shape[1])
+        predicted_class = score.argmax(axis=1)
+        y_pos = (y > 0).astype(int)
+        pos_score = 1.0 - score[:, 0]
+        try:
+            out["roc_auc"] = _finite(skm.roc_auc_score(y, score, multi_class="ovr", labels=classes))
+        except ValueError:
+            out["roc_auc"] = None
+        out["accuracy"] = float(skm.accuracy_score(y, predicted_class))
+        predicted = (predicted_class > 0).astype(int)
+        out["confusion_matrix"] = skm.confusion_matrix(y, predicted_class, labels=classes).tolist()
+    else:
+        y_pos = (y > 0).astype(int)
+        pos_score = score
+        predicted = (score >= threshold).astype(int)
+        out["roc_auc"] = _finite(skm.roc_auc_score(y_pos, score)) if len(np.unique(y_pos)) > 1 else None
+        out["accuracy"] = float(skm.accuracy_score(y_pos, predicted))
+        out["confusion_matrix"] = skm.confusion_matrix(y_pos, predicted, labels=[0, 1]).tolist()
+    out["pr_auc"] = _finite(skm.average_precision_score(y_pos, pos_score)) if y_pos.any() else None
+    out["base_rate"] = float(y_pos.mean()) if len(y_pos) else None
+    out["threshold"] = float(threshold)
+    out["precision"] = float(skm.precision_score(y_pos, predicted, zero_division=0))
+    out["recall"] = float(skm.recall_score(y_pos, predicted, zero_division=0))
+    out["f1"] = float(skm.f1_score(y_pos, predicted, zero_division=0))
+    if token is not None and ts_us is not None:
+        out.update(event_metrics(token, ts_us, y_pos, predicted))
+    return out
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    nz = y != 0
+    ic = spearmanr(pred, y).statistic if len(y) > 2 and np.std(pred) > 0 and np.std(y) > 0 else float("nan")
+    mae = float(np.mean(np.abs(y - pred)))
+    rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
+    return {
+        "rows": int(len(y)),
+        "mae": mae,
+        "rmse": rmse,
+        "neg_mae": -mae,
+        "neg_rmse": -rmse,
+        "r2": _finite(skm.r2_score(y, pred)) if len(y) > 1 else None,
+        "ic": _finite(float(ic)),
+        "directional_accuracy": float(np.mean(np.sign(pred[nz]) == np.sign(y[nz]))) if nz.any() else None,
+    }
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def failures(self) -> list[str]:
+        return [c["rule"] for c in self.checks if not c["passed"]]
+
+
+def evaluate_gate(metrics: dict[str, Any], gate: dict[str, float]) -> GateResult:
+    """Every ``min_<metric>`` / ``max_<metric>`` rule must hold; a missing metric fails."""
+    checks = []
+    for key, bound in sorted(gate.items()):
+        kind, _, metric = key.partition("_")
+        value = metrics.get(metric)
+        ok = value is not None and (value >= bound if kind == "min" else value <= bound)
+        op = ">=" if kind == "min" else "<="
+        checks.append({"rule": f"{metric} {op} {bound}", "metric": metric, "value": value, "bound": bound, "passed": bool(ok)})
+    return GateResult(passed=all(c["passed"] for c in checks), checks=checks)

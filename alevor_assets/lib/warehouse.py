@@ -1,0 +1,241 @@
+"""The Parquet warehouse: Hive-style partition files, written atomically.
+
+Layout (DESIGN section 2)::
+
+    <root>/<asset>/[interval=<i>/][strategy=<s>/][spec=<n>/]date=YYYY-MM-DD/part-0.parquet
+
+A partition file is written under a hidden temporary name in its final directory and moved into
+place with ``os.replace``, so readers see the old file or the new one, never half of either, and a
+crash leaves at most a hidden temporary file that no ``*.parquet`` glob matches. Rows are sorted
+by the asset's keys before writing, so re-running a partition reproduces the file byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from alevor_assets.lib.schemas import DATE_COLUMN, ORIGIN_COLUMN
+
+PART_FILE = "part-0.parquet"
+# Order of the optional path keys, outermost first.
+PATH_KEYS = ("interval", "strategy", "spec")
+
+
+class MissingPartitionError(FileNotFoundError):
+    pass
+
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """A validated partition file waiting in the staging area to be moved into place."""
+
+    staged: Path
+    final: Path
+    day: date
+    rows: int
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    day: date
+    keys: tuple[tuple[str, str], ...]
+    path: Path
+    rows: int
+
+
+def days_between(start: date, end: date) -> list[date]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+class Warehouse:
+    """Reads and writes asset partitions under one root directory."""
+
+    def __init__(self, root: str | os.PathLike[str], staging_root: str | os.PathLike[str] | None = None):
+        self.root = Path(root)
+        # Outside the warehouse tree, so no glob over the warehouse ever sees a staged file; on the
+        # same filesystem, so publishing is an atomic rename.
+        self.staging_root = Path(staging_root) if staging_root else self.root.parent / "staging"
+
+    def asset_dir(self, asset: str) -> Path:
+        return self.root / asset
+
+    def partition_path(self, asset: str, day: date, keys: Mapping[str, str] | None = None) -> Path:
+        path = self.asset_dir(asset)
+        for key, value in _ordered_keys(keys or {}):
+            path = path / f"{key}={value}"
+        return path / f"{DATE_COLUMN}={day.isoformat()}" / PART_FILE
+
+    def write_partition(
+        self,
+        asset: str,
+        day: date,
+        df: pl.DataFrame,
+        keys: Mapping[str, str] | None = None,
+        sort_by: Sequence[str] = (),
+    ) -> WrittenPartition:
+        path = self.partition_path(asset, day, keys)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = _storable(df, sort_by)
+        tmp = path.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            _write_synced(frame, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return WrittenPartition(day, tuple(_ordered_keys(keys or {})), path, frame.height)
+
+    def stage(
+        self,
+        run_id: str,
+        asset: str,
+        day: date,
+        df: pl.DataFrame,
+        keys: Mapping[str, str] | None = None,
+        sort_by: Sequence[str] = (),
+    ) -> StagedPartition:
+        """Write a partition to this run's staging area; :meth:`publish` moves it into place."""
+        final = self.partition_path(asset, day, keys)
+        staged = self.staging_root / run_id / final.relative_to(self.root)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        frame = _storable(df, sort_by)
+        _write_synced(frame, staged)
+        return StagedPartition(staged, final, day, frame.height)
+
+    def publish(self, staged: Iterable[StagedPartition]) -> list[Path]:
+        """Move staged files into place, each with one atomic rename."""
+        done = []
+        for item in staged:
+            item.final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(item.staged, item.final)
+            done.append(item.final)
+        return done
+
+    def discard_staging(self, run_id: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.staging_root / run_id, ignore_errors=True)
+
+    def write_days(
+        self,
+        asset: str,
+        df: pl.DataFrame,
+        days: Iterable[date],
+        *,
+        key_values: Mapping[str, Sequence[str]] | None = None,
+        sort_by: Sequence[str] = (),
+    ) -> list[WrittenPartition]:
+        """Write one file per day (and per combination of path keys), including empty ones.
+
+        ``df`` must carry a ``date`` column naming each row's partition. Every requested day gets a
+        file even when it has no rows, so a re-run always replaces what an earlier run wrote.
+        """
+        key_values = dict(key_values or {})
+        key_names = [k for k, _ in _ordered_keys({k: "" for k in key_values})]
+        groups = df.partition_by([DATE_COLUMN, *key_names], as_dict=True) if df.height else {}
+        empty = df.clear()
+        written = []
+        for day in days:
+            for combo in _combinations(key_names, key_values):
+                frame = groups.get((day, *combo), empty)
+                written.append(
+                    self.write_partition(asset, day, frame, dict(zip(key_names, combo)), sort_by)
+                )
+        return written
+
+    def partition_files(
+        self, asset: str, days: Iterable[date], keys: Mapping[str, str] | None = None
+    ) -> list[Path]:
+        """Existing partition files for ``days`` (missing days are skipped)."""
+        paths = (self.partition_path(asset, d, keys) for d in days)
+        return [p for p in paths if p.exists()]
+
+    def scan(
+        self,
+        asset: str,
+        start: date,
+        end: date,
+        keys: Mapping[str, str] | None = None,
+    ) -> pl.LazyFrame | None:
+        """Lazily read partitions ``start..end`` (inclusive); ``None`` when none exist."""
+        files = self.partition_files(asset, days_between(start, end), keys)
+        if not files:
+            return None
+        return pl.scan_parquet(files, hive_partitioning=False)
+
+    def read(
+        self,
+        asset: str,
+        start: date,
+        end: date,
+        keys: Mapping[str, str] | None = None,
+        schema: Mapping[str, pl.DataType] | None = None,
+    ) -> pl.DataFrame:
+        lf = self.scan(asset, start, end, keys)
+        if lf is None:
+            return pl.DataFrame(schema=schema) if schema is not None else pl.DataFrame()
+        return lf.collect()
+
+    def require(self, asset: str, day: date, keys: Mapping[str, str] | None = None) -> Path:
+        """The partition's file; a missing one is an error that says what to materialize."""
+        path = self.partition_path(asset, day, keys)
+        if not path.exists():
+            what = "".join(f", {k}={v}" for k, v in (keys or {}).items())
+            raise MissingPartitionError(
+                f"{asset} has no published partition for {day.isoformat()}{what}; materialize it first"
+            )
+        return path
+
+    def read_partition(self, asset: str, day: date, keys: Mapping[str, str] | None = None) -> pl.DataFrame:
+        return pl.read_parquet(self.require(asset, day, keys))
+
+    def available_days(self, asset: str, keys: Mapping[str, str] | None = None) -> list[date]:
+        """Days that have a partition file, oldest first."""
+        base = self.asset_dir(asset)
+        for key, value in _ordered_keys(keys or {}):
+            base = base / f"{key}={value}"
+        if not base.exists():
+            return []
+        prefix = f"{DATE_COLUMN}="
+        days = [
+            date.fromisoformat(p.name[len(prefix):])
+            for p in base.iterdir()
+            if p.name.startswith(prefix) and (p / PART_FILE).exists()
+        ]
+        return sorted(days)
+
+
+def _storable(df: pl.DataFrame, sort_by: Sequence[str]) -> pl.DataFrame:
+    drop = [c for c in (DATE_COLUMN, ORIGIN_COLUMN) if c in df.columns]
+    frame = df.drop(drop)
+    return frame.sort(list(sort_by), maintain_order=True) if sort_by else frame
+
+
+def _write_synced(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd", statistics=True)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _ordered_keys(keys: Mapping[str, str]) -> list[tuple[str, str]]:
+    unknown = set(keys) - set(PATH_KEYS)
+    if unknown:
+        raise ValueError(f"unknown partition path keys {sorted(unknown)}; allowed: {PATH_KEYS}")
+    for value in keys.values():
+        if "/" in str(value) or str(value) in ("", ".", ".."):
+            raise ValueError(f"invalid partition key value {value!r}")
+    return [(k, str(keys[k])) for k in PATH_KEYS if k in keys]
+
+
+def _combinations(names: list[str], values: Mapping[str, Sequence[str]]) -> list[tuple[str, ...]]:
+    combos: list[tuple[str, ...]] = [()]
+    for name in names:
+        combos = [(*c, v) for c in combos for v in values[name]]
+    return combos

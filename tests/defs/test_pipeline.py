@@ -1,0 +1,141 @@
+"""The real assets, materialized in process on a small generated market."""
+
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from alevor_assets import compute_features
+from alevor_assets.defs.resources import SyntheticSource
+from alevor_assets.lib.bars import BAR_SCHEMA
+from alevor_assets.lib.features import feature_names
+from alevor_assets.lib.schemas import UTC_US
+from tests.conftest import START, small_settings, small_source
+from tests.helpers import DATA_ASSETS, materialize_range, snapshot
+
+D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
+
+
+class CorruptingSource(SyntheticSource):
+    """The synthetic market, with four kinds of bad rows on one day."""
+
+    corrupt_day: str
+
+    def trades(self, day: date) -> pl.DataFrame:
+        frame = super().trades(day)
+        if day.isoformat() != self.corrupt_day:
+            return frame
+        bad = frame.head(4).with_columns(
+            price=pl.Series([-1.0, float("nan"), 2.0, 3.0]),
+            trade_id=pl.Series([frame["trade_id"][10], frame["trade_id"][11], frame["trade_id"][12], frame["trade_id"][13]]),
+        )
+        outside = pl.lit(datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1, seconds=5)).cast(UTC_US)
+        bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(outside).otherwise(pl.col("ts")).alias("ts"))
+        return pl.concat([frame, bad])
+
+
+@pytest.fixture
+def resources(storage):
+    return {"storage": storage, "settings": small_settings(), "source": small_source()}
+
+
+@pytest.fixture
+def built(resources, instance):
+    result = materialize_range(D1, D3, resources=resources, instance=instance)
+    assert result.success
+    return result
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def test_every_layer_has_the_contract_columns_and_types(built, storage):
+    wh = storage.warehouse
+    assert dict(wh.read_partition("raw_trades", D2).schema) == {
+        "token": pl.Utf8, "trade_id": pl.Int64, "ts": UTC_US, "price": pl.Float64, "amount": pl.Float64, "side": pl.Utf8,
+    }
+    for interval in ("2s", "1m", "5m"):
+        bars = wh.read_partition("bars", D2, {"interval": interval})
+        assert dict(bars.schema) == BAR_SCHEMA and bars.height > 0
+        assert set(bars["interval"]) == {interval}
+    feats = wh.read_partition("features", D2, {"interval": "2s"})
+    assert feats.columns == ["token", "interval", "ts", *feature_names()]
+    assert all(feats.schema[c] == pl.Float64 for c in feature_names())
+    labels = wh.read_partition("labels", D2, {"interval": "2s", "strategy": "pump_events"})
+    assert dict(labels.schema) == {
+        "token": pl.Utf8, "interval": pl.Utf8, "ts": UTC_US, "strategy": pl.Utf8, "label": pl.Int64,
+        "weight": pl.Float64, "horizon_end": UTC_US,
+    }
+    assert labels["label"].sum() > 0
+    assert dict(wh.read_partition("tokens", D2).schema) == {
+        "token": pl.Utf8, "symbol": pl.Utf8, "name": pl.Utf8, "address": pl.Utf8, "created_at": UTC_US,
+    }
+    assert dict(wh.read_partition("labelled_events", D2).schema) == {
+        "token": pl.Utf8, "type": pl.Utf8, "start_time": UTC_US, "end_time": UTC_US,
+    }
+    ts_rows = wh.read_partition("training_set", D2, {"spec": "pump_detector_2s"})
+    assert ts_rows.columns[:4] == ["token", "interval", "ts", "spec"] and ts_rows.columns[-3:] == ["label", "weight", "horizon_end"]
+    stats = wh.read_partition("token_daily_stats", D2)
+    assert stats["trade_count"].sum() == wh.read_partition("raw_trades", D2).height
+    # DuckDB views over the Parquet, as DESIGN section 2 describes.
+    with storage.catalog.connect(read_only=True) as con:
+        n = con.execute("SELECT count(*) FROM bars WHERE interval = '1m' AND date = ?", [D2]).fetchall()[0][0]
+    assert n == wh.read_partition("bars", D2, {"interval": "1m"}).height
+    # One model version per run, with a report that has the detector metrics.
+    assert {"model_pump_detector_2s", "validation_pump_detector_2s"} <= _materialized(built)
+    report = (storage.root / "models/pump_detector_2s/v1/report.md").read_text()
+    for metric in ("roc_auc", "pr_auc", "precision", "recall", "f1", "event_recall", "detection_delay_s"):
+        assert f"| {metric} |" in report
+
+
+def test_rerunning_a_partition_reproduces_every_file_byte_for_byte(built, resources, instance, storage):
+    before = snapshot(storage.warehouse.root)
+    again = materialize_range(D2, D2, resources=resources, instance=instance, assets=DATA_ASSETS)
+    assert again.success
+    assert snapshot(storage.warehouse.root) == before
+
+
+def test_a_corrupted_partition_fails_its_check_and_changes_nothing(built, resources, instance, storage):
+    before = snapshot(storage.warehouse.root)
+    bad = {**resources, "source": CorruptingSource(**small_source().model_dump(), corrupt_day=D2.isoformat())}
+    result = materialize_range(D2, D2, resources=bad, instance=instance, assets=DATA_ASSETS, raise_on_error=False)
+    assert not result.success
+    # raw_trades and everything downstream of it stay unmaterialized; only the independent
+    # tokens and labelled_events assets ran.
+    assert _materialized(result) == {"tokens", "labelled_events"}
+    [evaluation] = [
+        e.event_specific_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.asset_key == dg.AssetKey("raw_trades")
+    ]
+    assert evaluation.check_name == "check_contract" and not evaluation.passed
+    failures = evaluation.metadata["failures_json"].value
+    named = {(f["column"], f["rule"]) for f in failures}
+    assert {("price", "greater_than(0)"), ("price", "not null or NaN"), (None, "unique key"),
+            ("ts", "ts within its partition's UTC day")} <= named
+    for f in failures:
+        assert f["count"] >= 1 and f["examples"], f
+    assert snapshot(storage.warehouse.root) == before  # D2's good files and every other day untouched
+    quarantined = list((storage.quarantine / "raw_trades").rglob("rows.parquet"))
+    assert len(quarantined) == 1 and pl.read_parquet(quarantined[0]).height > 0
+
+
+def test_features_of_a_partition_equal_a_batch_over_the_previous_day_and_it(built, resources, instance, storage):
+    wh = storage.warehouse
+    # Rebuild D3 alone: its warm-up comes from the published D2 partition.
+    result = materialize_range(D3, D3, resources=resources, instance=instance, selection=["features"], assets=DATA_ASSETS)
+    assert result.success
+    tokens = wh.read_partition("tokens", D3)
+    for interval in ("2s", "1m"):
+        part = wh.read_partition("features", D3, {"interval": interval})
+        history = pl.concat([wh.read_partition("bars", d, {"interval": interval}) for d in (D2, D3)])
+        batch = compute_features(history, interval, tokens=tokens).filter(pl.col("ts").dt.date() == D3)
+        assert part.equals(batch), interval
+
+
+def test_missing_upstream_partition_is_a_clear_failure(resources, instance):
+    result = materialize_range(D2, D2, resources=resources, instance=instance, selection=["bars"], assets=DATA_ASSETS, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "raw_trades has no published partition for 2024-01-02" in failure.event_specific_data.error.to_string()

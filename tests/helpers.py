@@ -1,0 +1,46 @@
+"""Running the real assets in process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from alevor_assets.defs.features.assets import features, labels, training_set
+from alevor_assets.defs.market_data.assets import bars, labelled_events, raw_trades, tokens
+from alevor_assets.defs.modeling.assets import MODEL_ASSETS
+from alevor_assets.defs.sql.assets import SQL_ASSETS
+
+DATA_ASSETS = [tokens, labelled_events, raw_trades, bars, *SQL_ASSETS, features, labels, training_set]
+ALL_ASSETS = [*DATA_ASSETS, *MODEL_ASSETS]
+
+
+def materialize_range(
+    first: date,
+    last: date,
+    *,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    assets: Sequence = ALL_ASSETS,
+    selection=None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """One run over ``first..last`` (a single-run backfill), like the CLI's --partition-range."""
+    return dg.materialize(
+        list(assets),
+        instance=instance,
+        resources=resources,
+        selection=selection,
+        raise_on_error=raise_on_error,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every Parquet file under ``root`` with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}

@@ -1,0 +1,42 @@
+from datetime import date
+
+import polars as pl
+import pytest
+
+from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
+
+DAY = date(2024, 1, 2)
+
+
+def _frame():
+    return pl.DataFrame({"token": ["b", "a"], "ts": [2, 1], "date": [DAY, DAY], "_origin": ["x:1", "x:2"]})
+
+
+def test_hive_layout_sorted_rows_and_internal_columns_dropped(tmp_path):
+    wh = Warehouse(tmp_path / "warehouse")
+    written = wh.write_partition("bars", DAY, _frame(), {"interval": "2s"}, sort_by=["token"])
+    assert written.path == tmp_path / "warehouse/bars/interval=2s/date=2024-01-02/part-0.parquet"
+    back = pl.read_parquet(written.path)
+    assert back.columns == ["token", "ts"] and back["token"].to_list() == ["a", "b"]
+    again = wh.write_partition("bars", DAY, _frame(), {"interval": "2s"}, sort_by=["token"])
+    assert again.path.read_bytes() == written.path.read_bytes()
+    assert not list(written.path.parent.glob(".*"))  # no temporary files left behind
+
+
+def test_staged_files_are_invisible_until_published(tmp_path):
+    wh = Warehouse(tmp_path / "warehouse")
+    staged = wh.stage("run1", "raw_trades", DAY, _frame())
+    assert not wh.partition_path("raw_trades", DAY).exists()
+    assert not list((tmp_path / "warehouse").rglob("*.parquet"))
+    wh.publish([staged])
+    assert wh.read_partition("raw_trades", DAY).height == 2
+    wh.discard_staging("run1")
+    assert not (tmp_path / "staging" / "run1").exists()
+
+
+def test_missing_partition_error_names_what_to_materialize(tmp_path):
+    wh = Warehouse(tmp_path / "warehouse")
+    with pytest.raises(MissingPartitionError, match="bars has no published partition for 2024-01-02, interval=1m"):
+        wh.read_partition("bars", DAY, {"interval": "1m"})
+    with pytest.raises(ValueError):
+        wh.partition_path("bars", DAY, {"interval": "../x"})
