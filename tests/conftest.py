@@ -47,3 +47,65 @@ def storage(tmp_path: Path) -> AlevorStorage:
 def instance() -> dg.DagsterInstance:
     with dg.DagsterInstance.ephemeral() as inst:
         yield inst
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess with its own ALEVOR_HOME and Dagster instance."""
+    import os
+    import shutil
+
+    home = tmp / "alevor"
+    dagster_home = tmp / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEVOR_", "DAGSTER_"))}
+    env.update(ALEVOR_HOME=str(home), DAGSTER_HOME=str(dagster_home), **extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def webserver(tmp_path_factory):
+    """A real dagster-webserver on 127.0.0.1 serving workspace.yaml; yields its base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    tmp = tmp_path_factory.mktemp("webserver")
+    port = free_port()
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    log = open(tmp / "webserver.log", "w")
+    proc = subprocess.Popen(
+        [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=cli_env(tmp), stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url + "/server_info", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"webserver did not start; log: {(tmp / 'webserver.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

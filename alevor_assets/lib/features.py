@@ -58,6 +58,11 @@ FEATURE_DOCS: tuple[FeatureDoc, ...] = (
     FeatureDoc("bb_upper", "bb_middle + 2 × population std of the last 20 closes", "price", "20 bars"),
     FeatureDoc("bb_lower", "bb_middle - 2 × population std of the last 20 closes", "price", "20 bars"),
     FeatureDoc("atr_14", "average true range, Wilder smoothing (TA-Lib ATR, 14)", "price", "15 bars + warm-up"),
+    FeatureDoc("macd_pct", "macd / close (scale-free, comparable across tokens)", "ratio", "34 bars + warm-up"),
+    FeatureDoc("macd_hist_pct", "macd_hist / close", "ratio", "34 bars + warm-up"),
+    FeatureDoc("bb_width", "(bb_upper - bb_lower) / bb_middle", "ratio", "20 bars"),
+    FeatureDoc("bb_percent_b", "(close - bb_lower) / (bb_upper - bb_lower); null when the band is flat", "ratio", "20 bars"),
+    FeatureDoc("atr_pct", "atr_14 / close", "ratio", "15 bars + warm-up"),
     FeatureDoc("momentum_short", "close / SMA10(close) - 1", "ratio", "10 bars"),
     FeatureDoc("momentum_long", "close / SMA50(close) - 1", "ratio", "50 bars"),
     FeatureDoc("composite_score", "mean of clipped z-scores: return_5 / (realized_vol_15 · sqrt(5/15)), volume_zscore_15, 3 · buy_sell_imbalance; each clipped to [-5, 5]", "σ", "15 bars"),
@@ -192,6 +197,15 @@ def compute_features(
     cols["momentum_short"] = c / c.rolling_mean(10) - 1.0
     cols["momentum_long"] = c / c.rolling_mean(50) - 1.0
     out = lf.with_columns(**{name: _by_token(expr) for name, expr in cols.items()})
+    out = out.with_columns(
+        macd_pct=pl.col("macd") / pl.col("close"),
+        macd_hist_pct=pl.col("macd_hist") / pl.col("close"),
+        bb_width=(pl.col("bb_upper") - pl.col("bb_lower")) / pl.col("bb_middle"),
+        bb_percent_b=pl.when(pl.col("bb_upper") > pl.col("bb_lower")).then(
+            (pl.col("close") - pl.col("bb_lower")) / (pl.col("bb_upper") - pl.col("bb_lower"))
+        ),
+        atr_pct=pl.col("atr_14") / pl.col("close"),
+    )
     ret_z = (pl.col("return_5") / (pl.col("realized_vol_15") * (5 / 15) ** 0.5)).clip(-5, 5)
     out = out.with_columns(
         composite_score=pl.mean_horizontal(

@@ -71,11 +71,20 @@ class _Token:
 
 @dataclass(frozen=True)
 class _Episode:
+    """A transient move: optional accumulation, a run-up (or -down) to ``magnitude`` (log price),
+    then a return to the baseline. Only ``pump`` episodes are labelled; ``rally`` and ``selloff``
+    are unlabelled look-alikes (organic bursts, liquidations) that a detector must not flag."""
+
+    kind: str  # "pump", "rally" or "selloff"
     start_us: int  # accumulation starts
-    pump_us: int  # pump starts (event start)
-    peak_us: int  # pump ends, dump starts
-    end_us: int  # dump ends
-    magnitude: float  # peak log-price bump
+    pump_us: int  # the move starts (a pump's event start)
+    peak_us: int  # the move peaks (pump ends, dump starts)
+    end_us: int  # back at the baseline (dump ends)
+    magnitude: float  # peak log-price bump (negative for a selloff)
+    buy_up: float  # taker buy probability during the move
+    buy_down: float  # ... during the return
+    rate_up: float  # peak extra trade intensity, multiples of the base rate
+    rate_down: float
 
 
 def _epoch_us(d: date) -> int:
@@ -164,32 +173,35 @@ def _first_day(tok: _Token) -> int:
 
 
 def _episodes(cfg: SyntheticConfig, tok: _Token, day_number: int) -> list[_Episode]:
-    """Pump-and-dump episodes whose pump starts on day ``day_number`` (days since 1970)."""
+    """Episodes whose move starts on day ``day_number`` (days since 1970): pump-and-dumps, and
+    twice as many unlabelled rallies and selloffs."""
     day_start = day_number * DAY_US
     active_from = max(day_start, tok.created_at_us + 600_000_000)
     if active_from >= day_start + DAY_US:
         return []
-    rng = np.random.default_rng([cfg.seed, tok.index, day_number, 20])
     age_days = (day_start - tok.created_at_us) / DAY_US
     youth = 4.0 if age_days < 2 else 1.0
-    n = int(rng.poisson(cfg.pumps_per_token_day * youth))
     out = []
-    for _ in range(n):
-        pump = int(rng.uniform(active_from, day_start + DAY_US))
-        pump -= pump % 1000
-        pre = int(rng.uniform(120, 420) * 1e3) * 1000
-        up = int(rng.uniform(180, 1200) * 1e3) * 1000
-        down = int(rng.uniform(120, 600) * 1e3) * 1000
-        out.append(
-            _Episode(
-                start_us=max(pump - pre, tok.created_at_us),
-                pump_us=pump,
-                peak_us=pump + up,
-                end_us=pump + up + down,
-                magnitude=float(rng.uniform(0.2, 1.2)),
-            )
-        )
+    rng = np.random.default_rng([cfg.seed, tok.index, day_number, 20])
+    for _ in range(int(rng.poisson(cfg.pumps_per_token_day * youth))):
+        pump = _ms(rng.uniform(active_from, day_start + DAY_US))
+        pre, up, down = (_ms(rng.uniform(a, b) * 1e6) for a, b in ((120, 420), (180, 1200), (120, 600)))
+        out.append(_Episode("pump", max(pump - pre, tok.created_at_us), pump, pump + up, pump + up + down,
+                            float(rng.uniform(0.08, 0.9)), 0.74, 0.3, 12.0, 11.0))
+    # Separate stream: decoys never change where the pumps are.
+    rng = np.random.default_rng([cfg.seed, tok.index, day_number, 21])
+    for _ in range(int(rng.poisson(2.0 * cfg.pumps_per_token_day))):
+        t0 = _ms(rng.uniform(active_from, day_start + DAY_US))
+        up, back = _ms(rng.uniform(60, 600) * 1e6), _ms(rng.uniform(600, 2400) * 1e6)
+        if rng.random() < 0.6:
+            out.append(_Episode("rally", t0, t0, t0 + up, t0 + up + back, float(rng.uniform(0.03, 0.3)), 0.68, 0.47, 6.0, 2.0))
+        else:
+            out.append(_Episode("selloff", t0, t0, t0 + up, t0 + up + back, -float(rng.uniform(0.03, 0.25)), 0.3, 0.53, 6.0, 2.0))
     return out
+
+
+def _ms(us: float) -> int:
+    return int(us) - int(us) % 1000
 
 
 def _episodes_touching(cfg: SyntheticConfig, tok: _Token, day_number: int) -> list[_Episode]:
@@ -205,6 +217,8 @@ def events_for_day(cfg: SyntheticConfig, day: date) -> pl.DataFrame:
     rows: list[tuple[str, str, int, int]] = []
     for tok in _universe(cfg):
         for e in _episodes_touching(cfg, tok, day_number):
+            if e.kind != "pump":
+                continue
             day_start, day_end = day_number * DAY_US, (day_number + 1) * DAY_US
             if e.pump_us < day_end and e.peak_us > day_start:
                 rows.append((tok.token, "pump", e.pump_us, e.peak_us))
@@ -217,23 +231,24 @@ def events_for_day(cfg: SyntheticConfig, day: date) -> pl.DataFrame:
     return df.with_columns(pl.col("start_time", "end_time").cast(UTC_US)).sort("token", "start_time", "type")
 
 
-def _bump(t: np.ndarray, episodes: list[_Episode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log-price bump, buy-probability override (nan = none) and intensity multiplier at ``t``."""
+def _bump(t: np.ndarray, episodes: list[_Episode]) -> tuple[np.ndarray, np.ndarray]:
+    """Log-price bump and buy-probability override (nan = none) at ``t``."""
     bump = np.zeros(t.shape)
     p_buy = np.full(t.shape, np.nan)
     for e in episodes:
         pre = (t >= e.start_us) & (t < e.pump_us)
         s = (t[pre] - e.start_us) / max(e.pump_us - e.start_us, 1)
         bump[pre] += 0.05 * e.magnitude * s**2
-        p_buy[pre] = 0.62
+        p_buy[pre] = 0.5 + (e.buy_up - 0.5) * 0.4
         up = (t >= e.pump_us) & (t < e.peak_us)
         s = (t[up] - e.pump_us) / (e.peak_us - e.pump_us)
-        bump[up] += e.magnitude * (0.05 + 0.95 * s**2)
-        p_buy[up] = 0.8
+        start = 0.05 if e.start_us < e.pump_us else 0.0
+        bump[up] += e.magnitude * (start + (1 - start) * s**2)
+        p_buy[up] = e.buy_up
         down = (t >= e.peak_us) & (t < e.end_us)
         s = (t[down] - e.peak_us) / (e.end_us - e.peak_us)
         bump[down] += e.magnitude * (1.0 - s) ** 1.5
-        p_buy[down] = 0.25
+        p_buy[down] = e.buy_down
     return bump, p_buy
 
 
@@ -243,11 +258,11 @@ def _episode_rate(grid_s: np.ndarray, e: _Episode) -> np.ndarray:
     up = (grid_s >= e.pump_us / 1e6) & (grid_s < e.peak_us / 1e6)
     down = (grid_s >= e.peak_us / 1e6) & (grid_s < e.end_us / 1e6)
     rate = np.zeros(grid_s.shape)
-    rate[pre] = 1.0
+    rate[pre] = 0.5
     s_up = (grid_s[up] - e.pump_us / 1e6) / ((e.peak_us - e.pump_us) / 1e6)
-    rate[up] = 3.0 + 17.0 * s_up
+    rate[up] = 1.0 + (e.rate_up - 1.0) * s_up
     s_dn = (grid_s[down] - e.peak_us / 1e6) / ((e.end_us - e.peak_us) / 1e6)
-    rate[down] = 15.0 * (1.0 - s_dn) + 2.0
+    rate[down] = e.rate_down * (1.0 - s_dn) + 0.5
     return rate
 
 
@@ -354,7 +369,7 @@ def _token_day(cfg: SyntheticConfig, tok: _Token, day_number: int) -> pl.DataFra
     size = tok.size_scale * rng.lognormal(0.0, 1.0, n)
     tail = rng.random(n) < 0.05
     size[tail] *= 1.0 + rng.pareto(1.2, int(tail.sum()))
-    size *= np.where(np.isnan(p_override), 1.0, 2.0)
+    size *= np.where(np.isnan(p_override), 1.0, 1.6)
     amount = size / price
     ids = (day_number - _epoch_us(_GEN_EPOCH) // DAY_US) * _IDS_PER_DAY + np.arange(n)
     return pl.DataFrame(

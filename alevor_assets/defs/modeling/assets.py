@@ -10,6 +10,7 @@ import polars as pl
 from alevor_assets.defs.features.assets import training_set
 from alevor_assets.defs.modeling.checks import GATE_CHECK, gate_check_result, gate_check_spec
 from alevor_assets.defs.modeling.specs import MODEL_SPECS
+from alevor_assets.defs.partitions import single_run
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_report
 from alevor_assets.lib.registry import ArtifactIntegrityError
@@ -49,6 +50,8 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         name=model_key,
         group_name=group,
         deps=[training_set],
+        # Not partitioned; the policy lets `--partition-range` select the whole graph in one run.
+        backfill_policy=single_run,
         kinds={spec.trainer.name.split("_")[0]},
         description=(
             f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
@@ -100,6 +103,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         name=f"validation_{spec.name}",
         group_name=group,
         deps=[_model],
+        backfill_policy=single_run,
         check_specs=[gate_check_spec(f"validation_{spec.name}", spec)],
         kinds={"markdown"},
         description=(

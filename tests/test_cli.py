@@ -1,0 +1,34 @@
+"""The command line a user types: a partition range backfills in one run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.instance import InstanceRef
+
+from tests.conftest import REPO, cli_env
+
+
+@pytest.mark.slow
+def test_partition_range_backfills_every_asset_in_one_run(tmp_path):
+    env = cli_env(tmp_path)
+    exe = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(exe), "asset", "materialize", "-m", "alevor_assets.definitions", "--select", "*",
+         "--partition-range", "2024-01-01...2024-01-03"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 1
+        assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-01-01"
+        assert runs[0].tags["dagster/asset_partition_range_end"] == "2024-01-03"
+    home = Path(env["ALEVOR_HOME"])
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        for path in ("raw_trades", "bars/interval=2s", "bars/interval=1d", "features/interval=2s", "token_daily_stats",
+                     "labels/interval=2s/strategy=pump_events", "training_set/spec=pump_detector_2s"):
+            assert (home / "warehouse" / path / f"date={day}" / "part-0.parquet").exists(), (path, day)
+    assert (home / "models/pump_detector_2s/v1/report.md").exists()
