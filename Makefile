@@ -8,7 +8,9 @@ export DAGSTER_HOME ?= $(ALEVOR_HOME)/dagster
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install instance demo test test-fast ui models bench clean
+PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
+
+.PHONY: install instance demo test test-fast ui models pg-sample bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,10 @@ ui: instance
 ## Every registered model version with its status and primary metric.
 models: install
 	$(BIN)/python -m alevor_assets models
+
+## Load 3 days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
+pg-sample: install
+	$(BIN)/python -m alevor_assets load-sample --url "$${ALEVOR_PG_URL:-$(PG_SAMPLE_URL)}" --days 3
 
 clean:
 	rm -rf "$(ALEVOR_HOME)" $(VENV)

@@ -69,6 +69,29 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_sample(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from alevor_assets.defs.partitions import start_date
+    from alevor_assets.defs.resources import SyntheticSource
+    from alevor_assets.lib.sources.pg_sample import load_sample
+    from alevor_assets.lib.sources.postgres import redact
+
+    url = args.url or os.environ.get("ALEVOR_PG_URL")
+    if not url:
+        print("set ALEVOR_PG_URL or pass --url", file=sys.stderr)
+        return 2
+    first = date.fromisoformat(args.start) if args.start else start_date()
+    cfg = SyntheticSource.from_file(first).config()
+    counts = load_sample(url, cfg, first, args.days)
+    print(
+        f"loaded {counts['trades']} trades of {counts['tokens']} tokens and {counts['events']} labelled events "
+        f"for {first}..{first + timedelta(days=args.days - 1)} into {redact(url)} "
+        '(tables "Token", "Trade", "LabelledEvent")'
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alevor_assets")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,5 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
     models = sub.add_parser("models", help="list every registered model version")
     models.set_defaults(func=_models)
+    sample = sub.add_parser("load-sample", help="load synthetic trades into PostgreSQL Token/Trade tables")
+    sample.add_argument("--url", default=None, help="libpq URL (default: ALEVOR_PG_URL); the database is created if missing")
+    sample.add_argument("--days", type=int, default=3)
+    sample.add_argument("--start", default=None, help="first day (default: ALEVOR_START_DATE)")
+    sample.set_defaults(func=_load_sample)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -8,17 +8,11 @@ runs (partitions across workers), not more processes per run; see README "Scalin
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from alevor_assets.defs.resources import build_resources
-
-# Dagster marks parameters we rely on (single-run backfills) as beta; the warning repeats on
-# every load and says nothing actionable.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 @dg.definitions

@@ -109,3 +109,26 @@ def webserver(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh database on the machine's real PostgreSQL, dropped afterwards; yields its URL."""
+    import uuid
+
+    import psycopg2
+
+    name = f"alevor_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

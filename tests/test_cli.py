@@ -12,7 +12,7 @@ from tests.conftest import REPO, cli_env
 
 
 @pytest.mark.slow
-def test_partition_range_backfills_every_asset_in_one_run(tmp_path):
+def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch):
     env = cli_env(tmp_path)
     exe = Path(sys.executable).parent / "dagster"
     done = subprocess.run(
@@ -21,6 +21,7 @@ def test_partition_range_backfills_every_asset_in_one_run(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance storage reads it
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1

@@ -32,6 +32,7 @@ def test_webserver_serves_the_whole_graph_with_descriptions_groups_and_checks(we
     for key, node in nodes.items():
         assert node["description"] and len(node["description"]) > 40, key
     checks = {k: {c["name"]: c["blocking"] for c in n["assetChecksOrError"]["checks"]} for k, n in nodes.items()}
-    for data_asset in ("tokens", "labelled_events", "raw_trades", "bars", "features", "labels", "training_set", "token_daily_stats"):
+    for data_asset in ("tokens", "labelled_events", "bars", "features", "labels", "training_set", "token_daily_stats"):
         assert checks[data_asset] == {"check_contract": True}, data_asset
+    assert checks["raw_trades"] == {"check_contract": True, "check_no_skipped_rows": False}
     assert checks["validation_pump_detector_2s"] == {"check_gate": False}

@@ -68,11 +68,17 @@ class PartitionBatch:
         self.reports.append(report)
         if report.passed:
             return True
+        self.quarantine(day, frame, "rows")
+        return False
+
+    def quarantine(self, day: date, frame: pl.DataFrame, name: str) -> Path:
+        """Keep rows for inspection under ``quarantine/<asset>/<run id>/date=<day>/<name>.parquet``."""
         path = self.storage.quarantine / self.asset / self.run_id / f"{DATE_COLUMN}={day.isoformat()}"
         path.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path / "rows.parquet")
-        self.quarantined.append(path)
-        return False
+        frame.write_parquet(path / f"{name}.parquet")
+        if path not in self.quarantined:
+            self.quarantined.append(path)
+        return path / f"{name}.parquet"
 
     def stage(self, day: date, frame: pl.DataFrame, keys: Mapping[str, str] | None = None) -> None:
         """Stage an audited partition (one file per day and path keys)."""
@@ -94,28 +100,35 @@ class PartitionBatch:
         self,
         context: dg.AssetExecutionContext,
         extra_metadata: Mapping[str, object] | None = None,
+        extra_checks: Sequence[dg.AssetCheckResult] = (),
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Publish and report a materialization, or quarantine and report the failed check."""
         merged = _merge(self.asset, self.reports)
         warehouse = self.storage.warehouse
         if not self.passed:
             warehouse.discard_staging(self.run_id)
-            context.log.error(merged.summary())
+            quarantine = str(self.quarantined[0].parent) if self.quarantined else ""
+            metadata = {
+                "rules_failed": len(merged.failures),
+                "failed_rows": merged.failed_rows,
+                "failures": dg.MetadataValue.md(merged.to_markdown()),
+                "failures_json": dg.MetadataValue.json(merged.to_json()),
+                "quarantine": dg.MetadataValue.path(quarantine),
+                "published": False,
+            }
             yield dg.AssetCheckResult(
                 check_name=CONTRACT_CHECK,
                 passed=False,
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=merged.summary()[:2000],
-                metadata={
-                    "rules_failed": len(merged.failures),
-                    "failed_rows": merged.failed_rows,
-                    "failures": dg.MetadataValue.md(merged.to_markdown()),
-                    "failures_json": dg.MetadataValue.json(merged.to_json()),
-                    "quarantine": dg.MetadataValue.path(str(self.quarantined[0].parent)) if self.quarantined else "",
-                    "published": False,
-                },
+                metadata=metadata,
             )
-            return
+            # The failed blocking check already stops everything downstream; failing the step
+            # with the full summary puts the files, lines and rules in the run's error message.
+            raise dg.Failure(
+                description=f"{merged.summary()}\nNothing was published; rows kept in {quarantine}",
+                metadata={"rules_failed": len(merged.failures), "failed_rows": merged.failed_rows},
+            )
         warehouse.publish(self.staged)
         warehouse.discard_staging(self.run_id)
         self.storage.catalog.refresh_views(warehouse.root, [self.asset])
@@ -136,7 +149,8 @@ class PartitionBatch:
                     check_name=CONTRACT_CHECK,
                     passed=True,
                     metadata={"rows_checked": merged.rows, "partitions": len(self.staged)},
-                )
+                ),
+                *extra_checks,
             ],
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +21,17 @@ from alevor_assets.lib.catalog import Catalog
 from alevor_assets.lib.config import pipeline_settings
 from alevor_assets.lib.intervals import interval_us, sort_intervals
 from alevor_assets.lib.registry import ModelRegistry
+from alevor_assets.lib.sources import SourceError, TradeBatch
+from alevor_assets.lib.sources.events import empty_events, events_on, read_events_csv
+from alevor_assets.lib.sources.files import FORMATS as FILE_FORMATS
+from alevor_assets.lib.sources.files import FileTradeReader
+from alevor_assets.lib.sources.postgres import (
+    DEFAULT_TOKEN_COLUMNS,
+    DEFAULT_TRADE_COLUMNS,
+    PostgresLayout,
+    PostgresTradeReader,
+    redact,
+)
 from alevor_assets.lib.warehouse import Warehouse
 
 DEFAULT_HOME = "./.alevor"
@@ -96,23 +108,53 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 class TradeSource(dg.ConfigurableResource):
-    """Where trades, token metadata and labelled events come from.
+    """Where trades, token metadata and labelled events come from, one UTC day at a time.
 
-    Every method returns one UTC day. Trades have the ``raw_trades`` columns and may carry an
-    ``_origin`` column (file and line, table and id) that failed checks quote.
+    ``read_trades`` returns the day's trades (``raw_trades`` columns plus ``_origin``: file and
+    line, or table and id) and the rows that could not be converted, each with its rule.
     """
+
+    events: str = Field(
+        default="",
+        description="Labelled events: a CSV path, or table:<name> in the trades database; empty "
+        "means the source's own (the synthetic ground truth) or none",
+    )
+
+    def read_trades(self, day: date) -> TradeBatch:
+        raise NotImplementedError
 
     def tokens(self, day: date) -> pl.DataFrame:
         raise NotImplementedError
 
-    def trades(self, day: date) -> pl.DataFrame:
-        raise NotImplementedError
+    def own_events(self, day: date) -> pl.DataFrame:
+        return empty_events()
 
-    def events(self, day: date) -> pl.DataFrame:
-        raise NotImplementedError
+    def events_database_url(self) -> str | None:
+        return None
+
+    def labelled_events(self, day: date) -> pl.DataFrame:
+        if not self.events:
+            return self.own_events(day)
+        return events_on(_all_events(self.events, self.events_database_url()), day)
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+@lru_cache(maxsize=8)
+def _events_cached(spec: str, url: str | None, stamp: tuple[int, int] | None) -> pl.DataFrame:
+    if spec.startswith("table:"):
+        if not url:
+            raise SourceError(f"ALEVOR_EVENTS={spec} needs a database: set ALEVOR_PG_URL")
+        return PostgresTradeReader(url).events_table(spec.removeprefix("table:"))
+    return read_events_csv(spec)
+
+
+def _all_events(spec: str, url: str | None) -> pl.DataFrame:
+    # Keyed on the file's mtime and size so an edited events file is read again.
+    path = Path(spec)
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size) if not spec.startswith("table:") and path.exists() else None
+    return _events_cached(spec, url, stamp)
 
 
 class SyntheticSource(TradeSource):
@@ -138,13 +180,13 @@ class SyntheticSource(TradeSource):
             pumps_per_token_day=self.pumps_per_token_day,
         )
 
+    def read_trades(self, day: date) -> TradeBatch:
+        return TradeBatch(synthetic.trades_for_day(self.config(), day), TradeBatch.empty().rejected)
+
     def tokens(self, day: date) -> pl.DataFrame:
         return synthetic.tokens_for_day(self.config(), day)
 
-    def trades(self, day: date) -> pl.DataFrame:
-        return synthetic.trades_for_day(self.config(), day)
-
-    def events(self, day: date) -> pl.DataFrame:
+    def own_events(self, day: date) -> pl.DataFrame:
         return synthetic.events_for_day(self.config(), day)
 
     def describe(self) -> str:
@@ -161,15 +203,117 @@ class SyntheticSource(TradeSource):
             launch_window_days=int(raw["launch_window_days"]),
             pumps_per_token_day=float(raw["pumps_per_token_day"]),
             launch_start=launch_start.isoformat(),
+            events=env_or("ALEVOR_EVENTS", ""),
         )
+
+
+@lru_cache(maxsize=8)
+def _file_reader(pattern: str, fmt: str) -> FileTradeReader:
+    # One reader per process keeps its per-file statistics across the days of a backfill.
+    return FileTradeReader(pattern, fmt)
+
+
+class FilesSource(TradeSource):
+    """Trade files matching a glob: CSV (plain, gzip or zipped) or Parquet, in the canonical
+    columns, the ccxt trades export or Binance's aggTrades format."""
+
+    pattern: str = Field(description="Glob of trade files (ALEVOR_FILES)")
+    format: str = Field(default="auto", description="auto, canonical, ccxt or binance_aggtrades")
+    pg_url: str = Field(default="", description="Database for events given as table:<name>")
+
+    def reader(self) -> FileTradeReader:
+        return _file_reader(self.pattern, self.format)
+
+    def read_trades(self, day: date) -> TradeBatch:
+        return self.reader().read_day(day)
+
+    def tokens(self, day: date) -> pl.DataFrame:
+        return self.reader().tokens(day)
+
+    def events_database_url(self) -> str | None:
+        return self.pg_url or None
+
+    def describe(self) -> str:
+        return f"files({self.pattern}, format={self.format})"
+
+
+class PostgresSource(TradeSource):
+    """A PostgreSQL ``Token``/``Trade`` database (names configurable in pipeline.yaml)."""
+
+    url: str = Field(description="libpq URL of the trades database (ALEVOR_PG_URL)")
+    schema_name: str = Field(default="public")
+    token_table: str = Field(default="Token")
+    trade_table: str = Field(default="Trade")
+    token_columns: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TOKEN_COLUMNS))
+    trade_columns: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TRADE_COLUMNS))
+    token_key: str = Field(default="address", description="Token column that becomes `token`")
+    naive_timestamps: str = Field(default="error", description="'utc' reads timestamp-without-zone columns as UTC")
+    chunk_rows: int = Field(default=200_000, description="Rows per keyset page")
+    retries: int = Field(default=5, description="Attempts before a connection failure fails the run")
+
+    def reader(self) -> PostgresTradeReader:
+        layout = PostgresLayout(
+            schema=self.schema_name, token_table=self.token_table, trade_table=self.trade_table,
+            token_columns=self.token_columns, trade_columns=self.trade_columns, token_key=self.token_key,
+            naive_timestamps=self.naive_timestamps,
+        )
+        return PostgresTradeReader(self.url, layout, chunk_rows=self.chunk_rows, retries=self.retries)
+
+    def read_trades(self, day: date) -> TradeBatch:
+        return self.reader().read_day(day)
+
+    def tokens(self, day: date) -> pl.DataFrame:
+        return self.reader().tokens(day)
+
+    def events_database_url(self) -> str | None:
+        return self.url
+
+    def describe(self) -> str:
+        return f"postgres({redact(self.url)}, {self.schema_name}.{self.trade_table})"
+
+    @classmethod
+    def from_file(cls, url: str | dg.EnvVar, events: str | dg.EnvVar) -> PostgresSource:
+        raw = pipeline_settings().get("postgres") or {}
+        return cls(
+            url=url,
+            events=events,
+            schema_name=str(raw.get("schema", "public")),
+            token_table=str(raw.get("token_table", "Token")),
+            trade_table=str(raw.get("trade_table", "Trade")),
+            token_columns={**DEFAULT_TOKEN_COLUMNS, **(raw.get("token_columns") or {})},
+            trade_columns={**DEFAULT_TRADE_COLUMNS, **(raw.get("trade_columns") or {})},
+            token_key=str(raw.get("token_key", "address")),
+            naive_timestamps=str(raw.get("naive_timestamps", "error")),
+            chunk_rows=int(raw.get("chunk_rows", 200_000)),
+            retries=int(raw.get("connect_retries", 5)),
+        )
+
+
+def _require_env(name: str, why: str) -> dg.EnvVar:
+    if not os.environ.get(name):
+        raise ValueError(f"{why} needs {name} to be set")
+    return dg.EnvVar(name)
 
 
 def build_source() -> TradeSource:
     from alevor_assets.defs.partitions import start_date
 
     kind = os.environ.get("ALEVOR_SOURCE", "synthetic")
+    events = env_or("ALEVOR_EVENTS", "")
     if kind == "synthetic":
         return SyntheticSource.from_file(start_date())
+    if kind == "files":
+        fmt = os.environ.get("ALEVOR_FILES_FORMAT", "auto")
+        if fmt not in FILE_FORMATS:
+            raise ValueError(f"ALEVOR_FILES_FORMAT must be one of {', '.join(FILE_FORMATS)}; got {fmt!r}")
+        return FilesSource(
+            pattern=_require_env("ALEVOR_FILES", "ALEVOR_SOURCE=files"),
+            format=env_or("ALEVOR_FILES_FORMAT", "auto"),
+            pg_url=env_or("ALEVOR_PG_URL", ""),
+            events=events,
+        )
+    if kind == "postgres":
+        return PostgresSource.from_file(_require_env("ALEVOR_PG_URL", "ALEVOR_SOURCE=postgres"), events)
     raise ValueError(f"ALEVOR_SOURCE must be one of synthetic, files, postgres; got {kind!r}")
 
 

@@ -194,6 +194,7 @@ class RuleFailure:
     column: str | None
     count: int
     examples: list[dict[str, Any]]
+    rows: tuple[int, ...] = ()  # every failing row number, when the rule is about single rows
 
     def describe(self) -> str:
         where = f"{self.column}: " if self.column else ""
@@ -216,6 +217,11 @@ class ValidationReport:
     @property
     def failed_rows(self) -> int:
         return sum(f.count for f in self.failures)
+
+    @property
+    def bad_rows(self) -> set[int]:
+        """Row numbers that break at least one row-level rule."""
+        return {r for f in self.failures for r in f.rows}
 
     def summary(self) -> str:
         if self.passed:
@@ -247,6 +253,8 @@ def _md_escape(text: str) -> str:
 def _example_ref(example: dict[str, Any]) -> str:
     origin = example.get(ORIGIN_COLUMN)
     if example.get("row") is None:
+        if origin:
+            return f"{origin}" + (f" {example['raw']!r}" if example.get("raw") is not None else "")
         return "{" + ", ".join(f"{k}={v}" for k, v in example.items() if k != "row") + "}"
     ref = f"row {example['row']}"
     if DATE_COLUMN in example:
@@ -305,6 +313,7 @@ def validate(
                     column=ts_column,
                     count=outside.height,
                     examples=_examples(outside, max_examples),
+                    rows=tuple(outside["__row"].to_list()),
                 )
             )
     return ValidationReport(asset=asset, rows=df.height, failures=failures)
@@ -323,7 +332,9 @@ def _failures_from_pandera(
             failures.append(RuleFailure(rule=f"{rule}: {group['failure_case'][0]}", column=col, count=1, examples=[]))
             continue
         rows = data.filter(pl.col("__row").is_in(idx.head(max_examples).implode()))
-        failures.append(RuleFailure(rule=rule, column=col, count=idx.len(), examples=_examples(rows, max_examples)))
+        failures.append(
+            RuleFailure(rule=rule, column=col, count=idx.len(), examples=_examples(rows, max_examples), rows=tuple(idx.to_list()))
+        )
     return failures
 
 
@@ -341,3 +352,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return value
+
+
+def rejected_failures(rejected: pl.DataFrame, max_examples: int = 5) -> list[RuleFailure]:
+    """Rows a source could not convert (``_origin``, ``rule``, ``raw``), one failure per rule."""
+    out = []
+    for (rule,), group in rejected.group_by(["rule"], maintain_order=True):
+        examples = [{"row": None, **r} for r in group.head(max_examples).to_dicts()]
+        out.append(RuleFailure(rule=str(rule), column=None, count=group.height, examples=examples))
+    return out

@@ -11,6 +11,7 @@ from alevor_assets.defs.resources import SyntheticSource
 from alevor_assets.lib.bars import BAR_SCHEMA
 from alevor_assets.lib.features import feature_names
 from alevor_assets.lib.schemas import UTC_US
+from alevor_assets.lib.sources import TradeBatch
 from tests.conftest import START, small_settings, small_source
 from tests.helpers import DATA_ASSETS, materialize_range, snapshot
 
@@ -22,17 +23,18 @@ class CorruptingSource(SyntheticSource):
 
     corrupt_day: str
 
-    def trades(self, day: date) -> pl.DataFrame:
-        frame = super().trades(day)
+    def read_trades(self, day: date) -> TradeBatch:
+        batch = super().read_trades(day)
+        frame = batch.trades
         if day.isoformat() != self.corrupt_day:
-            return frame
+            return batch
         bad = frame.head(4).with_columns(
             price=pl.Series([-1.0, float("nan"), 2.0, 3.0]),
             trade_id=pl.Series([frame["trade_id"][10], frame["trade_id"][11], frame["trade_id"][12], frame["trade_id"][13]]),
         )
         outside = pl.lit(datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1, seconds=5)).cast(UTC_US)
         bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(outside).otherwise(pl.col("ts")).alias("ts"))
-        return pl.concat([frame, bad])
+        return TradeBatch(pl.concat([frame, bad]), batch.rejected)
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from alevor_assets.defs.market_data.checks import (
     BARS_CHECKS,
     EVENTS_CHECKS,
     RAW_TRADES_CHECKS,
     TOKENS_CHECKS,
+    skipped_rows_result,
     validate_bars,
     validate_trades,
 )
@@ -17,7 +19,7 @@ from alevor_assets.defs.partitions import daily_partitions, single_run
 from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
 from alevor_assets.lib.bars import time_bars
-from alevor_assets.lib.schemas import DATE_COLUMN, RAW_TRADES_COLUMNS, validate
+from alevor_assets.lib.schemas import DATE_COLUMN, RAW_TRADES_COLUMNS, rejected_failures, validate
 
 GROUP = "market_data"
 Result = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
@@ -55,9 +57,17 @@ def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, s
     strategies learn from them."""
     batch = PartitionBatch(storage, "labelled_events", context.run.run_id, sort_by=["token", "start_time", "type"])
     for day in partition_days(context):
-        frame = source.events(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
+        frame = source.labelled_events(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
         batch.add(day, frame, validate("labelled_events", frame))
     yield from batch.finish(context, {"source": source.describe()})
+
+
+class RawTradesConfig(dg.Config):
+    skip_bad_rows: bool = Field(
+        default=False,
+        description="Publish a day without the rows that break the contract instead of failing it. "
+        "Skipped rows are counted in the metadata and kept in the quarantine directory.",
+    )
 
 
 @dg.asset(
@@ -68,15 +78,36 @@ def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, s
     output_required=False,
     kinds={"polars", "parquet"},
 )
-def raw_trades(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
+def raw_trades(
+    context: dg.AssetExecutionContext, config: RawTradesConfig, storage: AlevorStorage, source: TradeSource
+) -> Result:
     """Every trade of each UTC day as the source reported it: `token, trade_id, ts, price, amount,
     side` (the taker side). Checked before anything downstream runs; a bad day is quarantined,
-    never published."""
+    never published (or, with `skip_bad_rows`, published without its bad rows, which are counted
+    and quarantined)."""
     batch = PartitionBatch(storage, "raw_trades", context.run.run_id, sort_by=["token", "ts", "trade_id"])
+    skipped: dict[str, int] = {}
     for day in partition_days(context):
-        frame = source.trades(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
-        batch.add(day, frame, validate_trades(frame))
-    yield from batch.finish(context, {"source": source.describe()})
+        got = source.read_trades(day)
+        frame = got.trades.with_columns(pl.lit(day).alias(DATE_COLUMN))
+        report = validate_trades(frame)
+        if config.skip_bad_rows:
+            bad = sorted(report.bad_rows)
+            if bad or got.rejected.height:
+                keep = pl.Series(range(frame.height)).is_in(bad).not_()
+                batch.quarantine(day, frame.filter(~keep), "skipped_rows")
+                batch.quarantine(day, got.rejected, "rejected_lines")
+                frame = frame.filter(keep)
+                report = validate_trades(frame)
+                skipped[day.isoformat()] = len(bad) + got.rejected.height
+        else:
+            report.failures = rejected_failures(got.rejected) + report.failures
+        batch.add(day, frame, report)
+    yield from batch.finish(
+        context,
+        {"source": source.describe(), "skipped_rows": sum(skipped.values())},
+        extra_checks=[skipped_rows_result(skipped, batch)],
+    )
 
 
 @dg.asset(

@@ -6,6 +6,7 @@ the checks it reports. All are blocking: a failure stops everything downstream.
 
 from __future__ import annotations
 
+import dagster as dg
 import polars as pl
 
 from alevor_assets.defs.publishing import contract_check_spec
@@ -13,7 +14,14 @@ from alevor_assets.lib.schemas import ORIGIN_COLUMN, RuleFailure, ValidationRepo
 
 TOKENS_CHECKS = [contract_check_spec("tokens")]
 EVENTS_CHECKS = [contract_check_spec("labelled_events")]
+SKIPPED_ROWS_CHECK = "check_no_skipped_rows"
 RAW_TRADES_CHECKS = [
+    dg.AssetCheckSpec(
+        SKIPPED_ROWS_CHECK,
+        asset="raw_trades",
+        description="Warns when a run published raw_trades with skip_bad_rows on and rows were "
+        "skipped; the metadata counts them per day and points at the quarantined rows.",
+    ),
     contract_check_spec(
         "raw_trades",
         "Every new raw_trades partition: contract types, price and amount finite and > 0, side "
@@ -29,6 +37,18 @@ BARS_CHECKS = [
         "count equal to the day's raw trades.",
     )
 ]
+
+
+def skipped_rows_result(skipped: dict[str, int], batch) -> dg.AssetCheckResult:
+    total = sum(skipped.values())
+    where = str(batch.quarantined[0].parent) if batch.quarantined else ""
+    return dg.AssetCheckResult(
+        check_name=SKIPPED_ROWS_CHECK,
+        passed=total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{total} bad row(s) skipped" if total else "no rows skipped",
+        metadata={"skipped_rows": total, "by_day": dg.MetadataValue.json(skipped), "quarantine": dg.MetadataValue.path(where)},
+    )
 
 
 def validate_trades(trades: pl.DataFrame) -> ValidationReport:
