@@ -44,9 +44,14 @@ ui: instance
 models: install
 	$(BIN)/python -m alevor_assets models
 
-## Load 3 days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
+## Benchmarks (bars from 10 M and 50 M trades; features on 2-second bars): prints tables.
+bench: install
+	$(BIN)/python -m bench.bars
+	$(BIN)/python -m bench.features
+
+## Load the demo days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
 pg-sample: install
-	$(BIN)/python -m alevor_assets load-sample --url "$${ALEVOR_PG_URL:-$(PG_SAMPLE_URL)}" --days 3
+	$(BIN)/python -m alevor_assets load-sample --url "$${ALEVOR_PG_URL:-$(PG_SAMPLE_URL)}"
 
 clean:
 	rm -rf "$(ALEVOR_HOME)" $(VENV)

@@ -83,12 +83,20 @@ def _load_sample(args: argparse.Namespace) -> int:
         return 2
     first = date.fromisoformat(args.start) if args.start else start_date()
     cfg = SyntheticSource.from_file(first).config()
-    counts = load_sample(url, cfg, first, args.days)
+    days = args.days or int(pipeline_settings()["demo"]["days"])
+    counts = load_sample(url, cfg, first, days)
     print(
         f"loaded {counts['trades']} trades of {counts['tokens']} tokens and {counts['events']} labelled events "
-        f"for {first}..{first + timedelta(days=args.days - 1)} into {redact(url)} "
+        f"for {first}..{first + timedelta(days=days - 1)} into {redact(url)} "
         '(tables "Token", "Trade", "LabelledEvent")'
     )
+    return 0
+
+
+def _feature_table(args: argparse.Namespace) -> int:
+    from alevor_assets.lib.features import feature_table_markdown
+
+    print(feature_table_markdown())
     return 0
 
 
@@ -102,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     models.set_defaults(func=_models)
     sample = sub.add_parser("load-sample", help="load synthetic trades into PostgreSQL Token/Trade tables")
     sample.add_argument("--url", default=None, help="libpq URL (default: ALEVOR_PG_URL); the database is created if missing")
-    sample.add_argument("--days", type=int, default=3)
+    sample.add_argument("--days", type=int, default=None, help="days to load (default: the demo's, pipeline.yaml)")
     sample.add_argument("--start", default=None, help="first day (default: ALEVOR_START_DATE)")
     sample.set_defaults(func=_load_sample)
+    table = sub.add_parser("feature-table", help="print the README's feature table (Markdown)")
+    table.set_defaults(func=_feature_table)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -29,7 +29,10 @@ def small_source(**overrides) -> SyntheticSource:
 
 
 def small_settings(**overrides) -> PipelineSettings:
-    params = dict(bar_intervals=["2s", "1m", "5m"], feature_intervals=["2s", "1m"], warmup_bars=1000, max_warmup_days=400)
+    params = dict(
+        bar_intervals=["2s", "1m", "5m"], feature_intervals=["2s", "1m"], warmup_bars=1000, max_warmup_days=400,
+        multi_timeframe=["1m", "5m"], dollar_thresholds=[20000.0],
+    )
     params.update(overrides)
     return PipelineSettings(**params)
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.schemas import DATE_COLUMN, RuleFailure, ValidationReport
-from alevor_assets.lib.warehouse import StagedPartition
+from alevor_assets.lib.warehouse import StagedPartition, StagedWriter
 
 CONTRACT_CHECK = "check_contract"
 
@@ -52,11 +52,13 @@ class PartitionBatch:
     run_id: str
     sort_by: Sequence[str]
     staged: list[StagedPartition] = field(default_factory=list)
+    writers: dict[tuple[date, tuple[tuple[str, str], ...]], StagedWriter] = field(default_factory=dict)
     reports: list[ValidationReport] = field(default_factory=list)
     quarantined: list[Path] = field(default_factory=list)
     rows_by_day: dict[str, int] = field(default_factory=dict)
     stats: list[pl.DataFrame] = field(default_factory=list)
     preview: pl.DataFrame | None = None
+    _schemas: dict[tuple[date, tuple[tuple[str, str], ...]], dict[str, pl.DataType]] = field(default_factory=dict)
 
     def add(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> None:
         """Audit a day's frame and stage it when it passes."""
@@ -85,8 +87,29 @@ class PartitionBatch:
         self.staged.append(
             self.storage.warehouse.stage(self.run_id, self.asset, day, frame, keys, self.sort_by)
         )
+        self._note(day, frame, keys)
+
+    def open_partition(
+        self, day: date, keys: Mapping[str, str] | None = None, schema: Mapping[str, pl.DataType] | None = None
+    ) -> None:
+        """Start a partition that :meth:`append` fills piece by piece (an empty one is still
+        written, with ``schema``)."""
+        key = (day, tuple(sorted((keys or {}).items())))
+        if key not in self.writers:
+            self.writers[key] = self.storage.warehouse.stage_writer(self.run_id, self.asset, day, keys)
+            self._schemas[key] = dict(schema or {})
+            self._note(day, pl.DataFrame(), keys)
+
+    def append(self, day: date, frame: pl.DataFrame, keys: Mapping[str, str] | None = None) -> None:
+        """Add an audited piece to a partition opened with :meth:`open_partition`; pieces arrive
+        in the partition's sort order."""
+        key = (day, tuple(sorted((keys or {}).items())))
+        self.writers[key].write(frame)
+        self._note(day, frame, keys)
+
+    def _note(self, day: date, frame: pl.DataFrame, keys: Mapping[str, str] | None) -> None:
         label = day.isoformat() + "".join(f" {k}={v}" for k, v in (keys or {}).items())
-        self.rows_by_day[label] = frame.height
+        self.rows_by_day[label] = self.rows_by_day.get(label, 0) + frame.height
         if frame.height:
             self.stats.append(_stats(frame))
             if self.preview is None:
@@ -105,6 +128,9 @@ class PartitionBatch:
         """Publish and report a materialization, or quarantine and report the failed check."""
         merged = _merge(self.asset, self.reports)
         warehouse = self.storage.warehouse
+        for key, writer in self.writers.items():
+            self.staged.append(writer.close(self._schemas[key]))
+        self.writers.clear()
         if not self.passed:
             warehouse.discard_staging(self.run_id)
             quarantine = str(self.quarantined[0].parent) if self.quarantined else ""

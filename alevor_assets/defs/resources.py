@@ -17,7 +17,9 @@ import polars as pl
 from pydantic import Field
 
 from alevor_assets.lib import synthetic
+from alevor_assets.lib.bars import threshold_bar_name
 from alevor_assets.lib.catalog import Catalog
+from alevor_assets.lib.features import DEFAULT_MULTI_TIMEFRAME, DEFAULT_RUSH_CHUNKS, DEFAULT_SPANS, FeatureConfig
 from alevor_assets.lib.config import pipeline_settings
 from alevor_assets.lib.intervals import interval_us, sort_intervals
 from alevor_assets.lib.registry import ModelRegistry
@@ -76,12 +78,32 @@ class PipelineSettings(dg.ConfigurableResource):
     """Versioned settings from ``alevor_assets/pipeline.yaml`` (overridable per run)."""
 
     bar_intervals: list[str] = Field(description="Time bar intervals the bars asset writes")
+    volume_thresholds: list[float] = Field(default_factory=list, description="Volume bars: base units per bar")
+    dollar_thresholds: list[float] = Field(default_factory=list, description="Dollar bars: quote amount per bar")
     feature_intervals: list[str] = Field(description="Intervals that get feature snapshots")
     warmup_bars: int = Field(description="Earlier bars per token read before a partition")
     max_warmup_days: int = Field(description="Upper bound on days read for warm-up")
+    spans: list[str] = Field(default_factory=lambda: list(DEFAULT_SPANS), description="Wall-clock windows of the *_<span> features")
+    multi_timeframe: list[str] = Field(default_factory=lambda: list(DEFAULT_MULTI_TIMEFRAME), description="Coarser intervals joined as mtf_<interval>_* features")
+    rush_chunks: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RUSH_CHUNKS), description="La Morgia chunk size -> rolling window (chunks)")
+
+    def feature_config(self) -> FeatureConfig:
+        missing = set(self.multi_timeframe) - set(self.bar_intervals)
+        if missing:
+            raise ValueError(f"multi_timeframe intervals {sorted(missing)} are not bar intervals")
+        return FeatureConfig(spans=tuple(self.spans), multi_timeframe=tuple(self.multi_timeframe), rush_chunks=dict(self.rush_chunks))
 
     def bars(self) -> list[str]:
+        """Time bar intervals, finest first."""
         return sort_intervals(self.bar_intervals)
+
+    def bar_names(self) -> list[str]:
+        """Every bar type the bars asset writes: time bars, then volume and dollar bars."""
+        return [
+            *self.bars(),
+            *(threshold_bar_name("volume", t) for t in sorted(set(self.volume_thresholds))),
+            *(threshold_bar_name("dollar", t) for t in sorted(set(self.dollar_thresholds))),
+        ]
 
     def features(self) -> list[str]:
         missing = set(self.feature_intervals) - set(self.bar_intervals)
@@ -101,9 +123,14 @@ class PipelineSettings(dg.ConfigurableResource):
         raw = pipeline_settings()
         return cls(
             bar_intervals=list(raw["bars"]["intervals"]),
+            volume_thresholds=[float(t) for t in raw["bars"].get("volume_thresholds") or []],
+            dollar_thresholds=[float(t) for t in raw["bars"].get("dollar_thresholds") or []],
             feature_intervals=list(raw["features"]["intervals"]),
             warmup_bars=int(raw["features"]["warmup_bars"]),
             max_warmup_days=int(raw["features"]["max_warmup_days"]),
+            spans=list(raw["features"].get("spans", DEFAULT_SPANS)),
+            multi_timeframe=list(raw["features"].get("multi_timeframe", DEFAULT_MULTI_TIMEFRAME)),
+            rush_chunks={str(k): int(v) for k, v in (raw["features"].get("rush_chunks") or DEFAULT_RUSH_CHUNKS).items()},
         )
 
 

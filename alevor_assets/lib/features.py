@@ -1,29 +1,71 @@
-"""Feature snapshots from bars.
+"""Feature snapshots from bars (and, for rush-trade features, the trades behind them).
 
 Every feature is computed per token over that token's stored bars in time order, and only from
-bars at or before its own timestamp. Standard indicators follow TA-Lib's definitions exactly,
+data at or before its own bar: a bar's features are known when the bar closes and never read a
+later bar, trade or coarser bar. Standard indicators follow TA-Lib's definitions exactly,
 including how they seed (a simple mean of the first ``n`` values, then recursive smoothing), so
 after warm-up they equal TA-Lib on the same series. Because only buckets with trades are stored,
-rates divide by the seconds that really elapsed since the previous bar
-(:func:`adjust_features_for_time_interval`), so a bar after a ten-minute gap never looks like a
-two-second move.
+rates divide by the seconds that really elapsed (:func:`adjust_features_for_time_interval`), so a
+bar after a ten-minute gap never looks like a two-second move.
 
-The table of features, with units and windows, is in README ("Features"); ``FEATURE_DOCS`` below
-is its source and a test keeps the two in sync.
+Families:
+
+- per bar and bar-count windows (returns, volatility, rates, order flow, TA-Lib indicators);
+- time-span windows ``*_<span>`` (``30s``, ``5m``, ``1h`` by default) over wall-clock time, which
+  mean the same at every interval;
+- rush trades (several trades in one millisecond, the footprint of one aggressive order) per bar,
+  and the La Morgia et al. (2020) pump-detection family ``lm_<chunk>_*`` on 5 s / 15 s / 25 s
+  chunks of buy trades, with the paper's rolling windows (700 / 900 / 900 chunks);
+- multi-timeframe ``mtf_<interval>_*``: each bar joined to the last *complete* bar of each
+  coarser interval;
+- token age and time of day.
+
+The README's feature table is generated from ``feature_docs`` (``python -m alevor_assets
+feature-table``) and a test compares it with the columns this module produces.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
-from alevor_assets.lib.intervals import interval_seconds, interval_us
+from alevor_assets.lib import feature_kernels as fk
+from alevor_assets.lib.bars import SortedTrades, _fill_many
+from alevor_assets.lib.intervals import duration_us, interval_seconds, interval_us, sort_intervals
 from alevor_assets.lib.schemas import UTC_US
 
 KEYS = ["token", "interval", "ts"]
 HORIZONS = (1, 5, 15, 60)
+DEFAULT_SPANS = ("30s", "5m", "1h")
+DEFAULT_MULTI_TIMEFRAME = ("1m", "5m", "1h")
+# La Morgia et al.: chunk size -> rolling window in non-empty chunks; price levels use 10.
+DEFAULT_RUSH_CHUNKS = {"5s": 700, "15s": 900, "25s": 900}
+LM_PRICE_WINDOW = 10
+MTF_FEATURES = (
+    "return_1", "return_15", "rsi_14", "realized_vol_15", "volume_zscore_15", "macd_hist_pct",
+    "bb_percent_b", "atr_pct", "buy_sell_imbalance",
+)
+LM_FEATURES = (
+    "std_rush_order", "avg_rush_order", "std_trades", "std_volume", "avg_volume", "std_price",
+    "avg_price", "avg_price_max",
+)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Windows of the configurable families (``features:`` in pipeline.yaml)."""
+
+    spans: tuple[str, ...] = DEFAULT_SPANS
+    multi_timeframe: tuple[str, ...] = DEFAULT_MULTI_TIMEFRAME
+    rush_chunks: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RUSH_CHUNKS))
+
+    def coarser(self, interval: str) -> list[str]:
+        """Multi-timeframe intervals strictly coarser than ``interval``."""
+        return [j for j in sort_intervals(list(self.multi_timeframe)) if interval_us(j) > interval_us(interval)]
 
 
 @dataclass(frozen=True)
@@ -34,7 +76,7 @@ class FeatureDoc:
     window: str
 
 
-FEATURE_DOCS: tuple[FeatureDoc, ...] = (
+_BASE_DOCS: tuple[FeatureDoc, ...] = (
     FeatureDoc("gap_seconds", "seconds since the token's previous bar started (null for its first bar)", "s", "1 bar"),
     FeatureDoc("elapsed_seconds", "gap_seconds, or the interval length for a token's first bar; the time base of every rate", "s", "1 bar"),
     *(FeatureDoc(f"return_{h}", f"close / close {h} bar(s) earlier - 1", "ratio", f"{h} bars") for h in HORIZONS),
@@ -67,77 +109,301 @@ FEATURE_DOCS: tuple[FeatureDoc, ...] = (
     FeatureDoc("momentum_long", "close / SMA50(close) - 1", "ratio", "50 bars"),
     FeatureDoc("composite_score", "mean of clipped z-scores: return_5 / (realized_vol_15 · sqrt(5/15)), volume_zscore_15, 3 · buy_sell_imbalance; each clipped to [-5, 5]", "σ", "15 bars"),
     FeatureDoc("token_age_hours", "hours since the token's created_at (null when the source does not know it)", "h", "-"),
+
+    FeatureDoc("rush_trade_share", "share of the bar's trades that share their millisecond with another trade of the token (rush / multi-fill orders); null without trades", "ratio", "1 bar"),
+    FeatureDoc("rush_buy_orders", "buy timestamps in the bar with more than one trade (La Morgia's rush orders); null without trades", "count", "1 bar"),
+    FeatureDoc("hour_sin", "sin(2π · hour / 24) of the bar's start (UTC)", "-", "-"),
+    FeatureDoc("hour_cos", "cos(2π · hour / 24)", "-", "-"),
+    FeatureDoc("minute_sin", "sin(2π · minute / 60)", "-", "-"),
+    FeatureDoc("minute_cos", "cos(2π · minute / 60)", "-", "-"),
+)
+
+# Families: "<span>", "<chunk>" and "<coarser>" expand with the configured windows.
+_FAMILY_DOCS: tuple[FeatureDoc, ...] = (
+    FeatureDoc("return_<span>", "close / the last close of a bar that started at least <span> earlier - 1 (null if none in the data)", "ratio", "<span> of wall-clock time"),
+    FeatureDoc("realized_vol_<span>", "sqrt of the sum of squared 1-bar log returns of the bars that started in the last <span>", "log", "<span>"),
+    FeatureDoc("volume_rate_<span>", "volume of the bars that started in the last <span>, per second of <span>", "base units/s", "<span>"),
+    FeatureDoc("trade_rate_<span>", "trades of the bars that started in the last <span>, per second of <span>", "trades/s", "<span>"),
+    *(FeatureDoc(f"lm_<chunk>_{f}", d, u, "last complete <chunk> chunk; rolling over non-empty chunks") for f, d, u in (
+        ("std_rush_order", "percent change of the rolling std (ddof 1) of rush orders per chunk (buy timestamps with more than one trade)", "ratio"),
+        ("avg_rush_order", "percent change of the rolling mean of rush orders per chunk", "ratio"),
+        ("std_trades", "percent change of the rolling std of buy trades per chunk", "ratio"),
+        ("std_volume", "percent change of the rolling std of buy quote volume per chunk", "ratio"),
+        ("avg_volume", "percent change of the rolling mean of buy quote volume per chunk", "ratio"),
+        ("std_price", "percent change of the rolling std of the mean buy price per chunk", "ratio"),
+        ("avg_price", "percent change of the 10-chunk mean of the mean buy price", "ratio"),
+        ("avg_price_max", "percent change of the 10-chunk mean of the max buy price", "ratio"),
+    )),
+    *(FeatureDoc(f"mtf_<coarser>_{f}", f"{f} of the last complete <coarser> bar (its end at or before this bar's end)", "as " + f, "<coarser> bars") for f in MTF_FEATURES),
 )
 
 
-def feature_names() -> list[str]:
-    return [d.name for d in FEATURE_DOCS]
+def feature_docs() -> tuple[FeatureDoc, ...]:
+    """Every documented feature or family (the README table)."""
+    return (*_BASE_DOCS, *_FAMILY_DOCS)
 
 
-def adjust_features_for_time_interval(bars: pl.LazyFrame, interval: str) -> pl.LazyFrame:
-    """Add the time base every rate uses, so features mean the same at any interval.
+def feature_names(interval: str = "2s", config: FeatureConfig | None = None) -> list[str]:
+    """The columns ``compute_features`` produces for ``interval`` (after the keys), in order."""
+    config = config or FeatureConfig()
+    names = [d.name for d in _BASE_DOCS]
+    for d in _FAMILY_DOCS:
+        if "<span>" in d.name:
+            names += [d.name.replace("<span>", s) for s in config.spans]
+    for chunk in config.rush_chunks:
+        names += [f"lm_{chunk}_{f}" for f in LM_FEATURES]
+    for j in config.coarser(interval):
+        names += [f"mtf_{j}_{f}" for f in MTF_FEATURES]
+    return names
 
-    Adds ``gap_seconds`` (time since the token's previous stored bar, null for the first) and
-    ``elapsed_seconds`` (``gap_seconds``, or the interval length for a first bar). Rates are then
-    per elapsed second: a 2-second bar that follows a ten-minute silence has its return and
-    volume spread over ten minutes, and a 1-minute bar's rate is comparable to a 2-second bar's.
-    Windows of the standard indicators stay in bars, as TA-Lib defines them.
+
+def adjust_features_for_time_interval(
+    bars: pl.DataFrame, interval: str, spans: Sequence[str] = ()
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Put a bar series on the clock, so features mean the same at any interval.
+
+    Returns the bars in (token, ts) order with ``gap_seconds`` (time since the token's previous
+    stored bar, null for its first) and ``elapsed_seconds`` (``gap_seconds``, or the interval for a
+    first bar), the time base of every rate: a 2-second bar after a ten-minute silence spreads its
+    return and volume over ten minutes, and a 1-minute bar's rate compares with a 2-second bar's.
+    Also returns, for each wall-clock span, the window in microseconds it becomes at this interval:
+    a span shorter than one bar is widened to the bar (a 30 s window on 1 h bars is the bar
+    itself). Bar-count windows of the standard indicators stay in bars, as TA-Lib defines them.
     """
     step = interval_seconds(interval)
-    gap = (pl.col("ts") - pl.col("ts").shift(1)).over("token").dt.total_microseconds() / 1e6
-    return bars.with_columns(gap_seconds=gap).with_columns(
-        elapsed_seconds=pl.col("gap_seconds").fill_null(step)
+    ordered = _ordered(bars)
+    same_token = pl.col("token") == pl.col("token").shift(1)
+    gap = pl.when(same_token).then((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds() / 1e6)
+    framed = ordered.with_columns(gap.alias("gap_seconds")).with_columns(
+        pl.col("gap_seconds").fill_null(step).alias("elapsed_seconds")
+    )
+    windows = {s: max(duration_us(s), interval_us(interval)) for s in spans}
+    return framed, windows
+
+
+def _ordered(bars: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (token, ts) order; cheap when they already are or when days were concatenated."""
+    tokens = bars["token"].unique().sort()
+    codes = bars["token"].cast(pl.Enum(tokens)).to_physical().to_numpy()
+    ts = bars["ts"].dt.epoch("us").to_numpy()
+    if len(ts) < 2 or np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (ts[1:] > ts[:-1]))):
+        return bars
+    by_token = np.argsort(codes, kind="stable")
+    ts_sorted, codes_sorted = ts[by_token], codes[by_token]
+    same = codes_sorted[1:] == codes_sorted[:-1]
+    if np.all(~same | (ts_sorted[1:] > ts_sorted[:-1])):
+        return bars[by_token]  # days stacked in time order: a stable token sort suffices
+    return bars[np.lexsort((ts, codes))]
+
+
+def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> pl.DataFrame:
+    """The per-bar, bar-count and wall-clock families for one interval, computed per token by
+    compiled kernels; ``token, interval, ts, close`` and the features, in (token, ts) order."""
+    b, windows = adjust_features_for_time_interval(bars, interval, spans)
+    n = b.height
+    codes = b["token"].cast(pl.Enum(b["token"].unique().sort())).to_physical().to_numpy() if n else np.zeros(0, np.int64)
+    start = fk.segment_starts(codes)
+    pos = np.arange(n) - start
+    ts = b["ts"].dt.epoch("us").to_numpy()
+    col = {name: b[name].cast(pl.Float64).to_numpy() for name in (
+        "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume", "trade_count", "vwap")}
+    c, h, lo = col["close"], col["high"], col["low"]
+    f: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elapsed = b["elapsed_seconds"].to_numpy()
+        f["gap_seconds"], f["elapsed_seconds"] = b["gap_seconds"].cast(pl.Float64).to_numpy(), elapsed
+        prev_c = fk.shifted(c, start, 1)
+        log_ret_1 = np.log(c / prev_c)
+        for k in HORIZONS:
+            past = prev_c if k == 1 else fk.shifted(c, start, k)
+            f[f"return_{k}"] = c / past - 1.0
+            f[f"log_return_{k}"] = np.log(c / past)
+        lr2 = log_ret_1**2
+        for k in HORIZONS[1:]:
+            f[f"realized_vol_{k}"] = np.sqrt(fk.rolling_sum(lr2, start, k))
+        velocity = log_ret_1 / elapsed
+        f["price_velocity"] = velocity
+        f["price_acceleration"] = (velocity - fk.shifted(velocity, start, 1)) / elapsed
+        volume_rate = col["volume"] / elapsed
+        f["volume_rate"] = volume_rate
+        f["quote_volume_rate"] = col["quote_volume"] / elapsed
+        f["trade_rate"] = col["trade_count"] / elapsed
+        for k in HORIZONS[2:]:
+            mean, sd = fk.rolling_mean_std(volume_rate, start, k)
+            f[f"volume_zscore_{k}"] = np.where(sd > 0, (volume_rate - mean) / sd, np.where(sd == 0, 0.0, np.nan))
+        prev_mean = fk.rolling_mean(fk.shifted(volume_rate, start, 1), start, 20)
+        f["volume_ratio"] = np.where(prev_mean > 0, volume_rate / prev_mean, np.nan)
+        f["buy_sell_imbalance"] = (col["buy_volume"] - col["sell_volume"]) / col["volume"]
+        f["vwap_distance"] = c / col["vwap"] - 1.0
+        f["hl_range"] = (h - lo) / c
+        # TA-Lib RSI(14): Wilder averages seeded with the mean of the first 14 moves.
+        diff = c - prev_c
+        gain = np.where(diff > 0, diff, np.where(np.isnan(diff), np.nan, 0.0))
+        loss = np.where(diff < 0, -diff, np.where(np.isnan(diff), np.nan, 0.0))
+        avg_gain = fk.ema_seeded(gain, start, 14, 14, 0.0, True)
+        avg_loss = fk.ema_seeded(loss, start, 14, 14, 0.0, True)
+        total = avg_gain + avg_loss
+        f["rsi_14"] = np.where(total > 0, 100.0 * (avg_gain / total), np.where(total == 0, 0.0, np.nan))
+        # TA-Lib MACD(12, 26, 9): both EMAs start at the slow one's first output (position 25).
+        fast = fk.ema_seeded(c, start, 12, 25, 2.0 / 13.0, False)
+        slow = fk.ema_seeded(c, start, 26, 25, 2.0 / 27.0, False)
+        macd_all = fast - slow
+        signal = fk.ema_seeded(macd_all, start, 9, 33, 2.0 / 10.0, False)
+        macd = np.where(pos >= 33, macd_all, np.nan)
+        f["macd"], f["macd_signal"], f["macd_hist"] = macd, signal, macd - signal
+        mid, sd20 = fk.rolling_mean_std(c, start, 20)
+        f["bb_middle"], f["bb_upper"], f["bb_lower"] = mid, mid + 2.0 * sd20, mid - 2.0 * sd20
+        true_range = np.maximum(h - lo, np.maximum(np.abs(h - prev_c), np.abs(lo - prev_c)))
+        true_range = np.where(pos >= 1, true_range, np.nan)
+        f["atr_14"] = fk.ema_seeded(true_range, start, 14, 14, 0.0, True)
+        f["momentum_short"] = c / fk.rolling_mean(c, start, 10) - 1.0
+        f["momentum_long"] = c / fk.rolling_mean(c, start, 50) - 1.0
+        f["macd_pct"] = macd / c
+        f["macd_hist_pct"] = f["macd_hist"] / c
+        f["bb_width"] = (f["bb_upper"] - f["bb_lower"]) / mid
+        band = f["bb_upper"] - f["bb_lower"]
+        f["bb_percent_b"] = np.where(band > 0, (c - f["bb_lower"]) / band, np.nan)
+        f["atr_pct"] = f["atr_14"] / c
+        ret_z = np.clip(f["return_5"] / (f["realized_vol_15"] * (5 / 15) ** 0.5), -5, 5)
+        parts = np.vstack([ret_z, np.clip(f["volume_zscore_15"], -5, 5), np.clip(3.0 * f["buy_sell_imbalance"], -5, 5)])
+        counts = np.sum(np.isfinite(parts), axis=0)
+        f["composite_score"] = np.where(counts > 0, np.nansum(np.where(np.isfinite(parts), parts, 0.0), axis=0) / np.maximum(counts, 1), np.nan)
+        lr2_known = np.where(np.isnan(lr2), 0.0, lr2)
+        for span, window in windows.items():
+            span_us = duration_us(span)
+            seconds = span_us / 1e6
+            f[f"realized_vol_{span}"] = np.sqrt(fk.window_sums_by_time(lr2_known, ts, start, window))
+            f[f"volume_rate_{span}"] = fk.window_sums_by_time(col["volume"], ts, start, window) / seconds
+            f[f"trade_rate_{span}"] = fk.window_sums_by_time(col["trade_count"], ts, start, window) / seconds
+            j = fk.last_at_or_before(ts, start, span_us)
+            f[f"return_{span}"] = np.where(j >= 0, c / c[np.maximum(j, 0)] - 1.0, np.nan)
+    out = b.select("token", "interval", "ts", "close")
+    # A ratio with a zero denominator has no value: null, never inf or NaN.
+    return out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return fk.infinite_to_nan(values if values.flags.writeable else values.copy())
+
+
+def _time_of_day(ts: pl.Expr) -> dict[str, pl.Expr]:
+    hour, minute = ts.dt.hour().cast(pl.Float64), ts.dt.minute().cast(pl.Float64)
+    return {
+        "hour_sin": (2 * math.pi * hour / 24).sin(),
+        "hour_cos": (2 * math.pi * hour / 24).cos(),
+        "minute_sin": (2 * math.pi * minute / 60).sin(),
+        "minute_cos": (2 * math.pi * minute / 60).cos(),
+    }
+
+
+def _segment_sums(st: SortedTrades, mask: np.ndarray, step_us: int, weight: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per (token, bucket) of ``step_us`` over the rows in ``mask``: code, start, count, Σweight,
+    Σprice, max price; one sequential pass each, like the bars."""
+    codes, ts, price = st.codes[mask], st.ts[mask], st.price[mask]
+    if len(ts) == 0:
+        empty = np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty
+    bucket = ts // step_us
+    opens = np.empty(len(ts), dtype=np.bool_)
+    opens[0] = True
+    opens[1:] = (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])
+    n = int(opens.sum())
+    one_spec = opens[:, None]
+    offsets = np.array([0, n], dtype=np.int64)
+    steps = np.array([step_us], dtype=np.int64)
+    no_buys = np.zeros(len(ts), np.bool_)
+    # With amount = 1 the kernel's "volume" is the count and its "quote volume" is Σ price.
+    code, start, _o, high, _l, _c, _v, price_sum, _bv, _sv, cnt = _fill_many(
+        one_spec, codes, ts, price, np.ones(len(ts)), no_buys, steps, offsets
+    )
+    _, _, _, _, _, _, weight_sum, _, _, _, _ = _fill_many(one_spec, codes, ts, price, weight[mask], no_buys, steps, offsets)
+    return code, start, cnt, weight_sum, price_sum, high
+
+
+def _rush_flags(st: SortedTrades) -> tuple[np.ndarray, np.ndarray]:
+    """Per trade: shares its millisecond with another trade of the token; and first trade of a
+    buy millisecond with more than one buy (one rush order)."""
+    ms = st.ts // 1000
+    same_prev = np.zeros(st.rows, dtype=np.bool_)
+    same_prev[1:] = (st.codes[1:] == st.codes[:-1]) & (ms[1:] == ms[:-1])
+    same_next = np.append(same_prev[1:], False)
+    shared = same_prev | same_next
+    # Buy trades only, grouped by millisecond: a group of two or more is one rush order.
+    b = st.is_buy
+    bcode, bms = st.codes[b], ms[b]
+    first = np.ones(len(bms), dtype=np.bool_)
+    first[1:] = (bcode[1:] != bcode[:-1]) | (bms[1:] != bms[:-1])
+    group_size = np.diff(np.append(np.flatnonzero(first), len(bms)))
+    rush_first_b = np.zeros(len(bms), dtype=np.bool_)
+    rush_first_b[np.flatnonzero(first)[group_size > 1]] = True
+    rush_first = np.zeros(st.rows, dtype=np.bool_)
+    rush_first[np.flatnonzero(b)] = rush_first_b
+    return shared, rush_first
+
+
+def _rush_per_bar(st: SortedTrades, interval: str) -> pl.DataFrame:
+    shared, rush_first = _rush_flags(st)
+    everything = np.ones(st.rows, dtype=np.bool_)
+    step = interval_us(interval)
+    code, start, cnt, shared_sum, _, _ = _segment_sums(st, everything, step, shared.astype(np.float64))
+    _, _, _, rush_sum, _, _ = _segment_sums(st, everything, step, rush_first.astype(np.float64))
+    return pl.DataFrame({
+        "token": st.tokens.gather(code),
+        "ts": pl.Series(start, dtype=pl.Int64).cast(UTC_US),
+        "rush_trade_share": shared_sum / cnt,
+        "rush_buy_orders": rush_sum,
+    })
+
+
+def _pct_change(expr: pl.Expr) -> pl.Expr:
+    return expr / expr.shift(1) - 1.0
+
+
+def _la_morgia(st: SortedTrades, chunk: str, window: int) -> pl.DataFrame:
+    """The La Morgia et al. features on buy-trade chunks, keyed by chunk end."""
+    _, rush_first = _rush_flags(st)
+    step = interval_us(chunk)
+    code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
+    _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
+    chunks = pl.DataFrame({
+        "token": st.tokens.gather(code),
+        "_end": pl.Series(start + step, dtype=pl.Int64),
+        "rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
+        "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max,
+    })
+    p = f"lm_{chunk}_"
+    stats = {
+        "std_rush_order": _pct_change(pl.col("rush").rolling_std(window)),
+        "avg_rush_order": _pct_change(pl.col("rush").rolling_mean(window)),
+        "std_trades": _pct_change(pl.col("trades").rolling_std(window)),
+        "std_volume": _pct_change(pl.col("volume").rolling_std(window)),
+        "avg_volume": _pct_change(pl.col("volume").rolling_mean(window)),
+        "std_price": _pct_change(pl.col("price_mean").rolling_std(window)),
+        "avg_price": _pct_change(pl.col("price_mean").rolling_mean(LM_PRICE_WINDOW)),
+        "avg_price_max": _pct_change(pl.col("price_max").rolling_mean(LM_PRICE_WINDOW)),
+    }
+    finite = {p + k: v.over("token") for k, v in stats.items()}
+    return chunks.select("token", "_end", **finite).with_columns(
+        [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in finite]
     )
 
 
-def _by_token(expr: pl.Expr) -> pl.Expr:
-    return expr.over("token")
+def _keys(token: pl.Series, tokens: pl.Series, time_us: np.ndarray, base: int, span: int) -> np.ndarray:
+    """One sortable int64 per (token, time): token code * span + (time - base)."""
+    codes = token.cast(pl.Enum(tokens)).to_physical().to_numpy().astype(np.int64)
+    return codes * span + (time_us - base)
 
 
-def _ema_seeded(values: pl.Expr, period: int, seed_index: int, alpha: float) -> pl.Expr:
-    """Recursive smoothing seeded like TA-Lib: the first output, at position ``seed_index`` of the
-    token's series, is the mean of the ``period`` values ending there; before it, null."""
-    pos = pl.int_range(pl.len())
-    seeded = (
-        pl.when(pos < seed_index).then(None)
-        .when(pos == seed_index).then(values.rolling_mean(period))
-        .otherwise(values)
-    )
-    return seeded.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True, min_samples=1)
-
-
-def _rsi(close: pl.Expr, n: int = 14) -> pl.Expr:
-    diff = close.diff()
-    gain = pl.when(diff > 0).then(diff).otherwise(0.0)
-    loss = pl.when(diff < 0).then(-diff).otherwise(0.0)
-    pos = pl.int_range(pl.len())
-    # The first difference is undefined; keep it out of the seed window like TA-Lib does.
-    gain = pl.when(pos == 0).then(None).otherwise(gain)
-    loss = pl.when(pos == 0).then(None).otherwise(loss)
-    avg_gain = _ema_seeded(gain, n, n, 1.0 / n)
-    avg_loss = _ema_seeded(loss, n, n, 1.0 / n)
-    total = avg_gain + avg_loss
-    return pl.when(total > 0).then(100.0 * avg_gain / total).when(total == 0).then(0.0)
-
-
-def _atr(high: pl.Expr, low: pl.Expr, close: pl.Expr, n: int = 14) -> pl.Expr:
-    prev = close.shift(1)
-    tr = pl.max_horizontal(high - low, (high - prev).abs(), (low - prev).abs())
-    tr = pl.when(prev.is_null()).then(None).otherwise(tr)
-    return _ema_seeded(tr, n, n, 1.0 / n)
-
-
-def _macd(close: pl.Expr, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[pl.Expr, pl.Expr]:
-    # TA-Lib starts both EMAs at the slow EMA's first output (position slow-1); the fast one is
-    # seeded with the mean of the `fast` closes ending there.
-    start = slow - 1
-    ema_fast = _ema_seeded(close, fast, start, 2.0 / (fast + 1))
-    ema_slow = _ema_seeded(close, slow, start, 2.0 / (slow + 1))
-    macd = ema_fast - ema_slow
-    sig = _ema_seeded(macd, signal, start + signal - 1, 2.0 / (signal + 1))
-    first = start + signal - 1
-    pos = pl.int_range(pl.len())
-    return pl.when(pos >= first).then(macd), sig
+def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False) -> pl.Series:
+    """For each left key, the row of the last right key at or before it with the same token
+    (right keys sorted), or with exactly that key; null where there is none."""
+    if len(right) == 0:
+        return pl.Series([None] * len(left), dtype=pl.UInt32)
+    idx = np.searchsorted(right, left, side="right") - 1
+    found = right[np.maximum(idx, 0)]
+    ok = (idx >= 0) & ((found == left) if exact else (found // span == left // span))
+    return pl.Series(np.where(ok, idx, 0), dtype=pl.UInt32).scatter(np.flatnonzero(~ok), None)
 
 
 def compute_features(
@@ -145,91 +411,76 @@ def compute_features(
     interval: str,
     *,
     tokens: pl.DataFrame | None = None,
+    trades: pl.DataFrame | None = None,
+    config: FeatureConfig | None = None,
 ) -> pl.DataFrame:
     """Feature snapshot for every bar of ``interval`` in ``bars`` (Polars in, Polars out).
 
-    ``bars`` has the ``bars`` columns; rows of other intervals are ignored. ``tokens`` (with
-    ``token`` and ``created_at``) adds ``token_age_hours``. The output has ``token, interval, ts``
-    and the columns listed in ``FEATURE_DOCS``, sorted by token and ts. Indicators need a warm-up
-    (see the table): pass earlier bars too and filter the result when you need exact values for a
-    later span.
+    ``bars`` has the ``bars`` columns. Rows of the configured multi-timeframe intervals coarser
+    than ``interval`` feed the ``mtf_*`` columns (null when absent). ``trades`` (``raw_trades``
+    columns, covering the same span) feeds the rush-trade columns; ``tokens`` (``token``,
+    ``created_at``) feeds ``token_age_hours``. The output has ``token, interval, ts`` and
+    :func:`feature_names` in that order, sorted by token and ts; every value is finite or null.
+    Indicators need a warm-up (see the README table): pass earlier data too and cut the result
+    when you need exact values for a later span.
     """
-    lf = bars.lazy() if isinstance(bars, pl.DataFrame) else bars
-    interval_us(interval)  # validates
-    lf = lf.filter(pl.col("interval") == interval).sort("token", "ts")
-    lf = adjust_features_for_time_interval(lf, interval)
-    c, h, lo = pl.col("close"), pl.col("high"), pl.col("low")
-    log_ret_1 = (c / c.shift(1)).log()
-    cols: dict[str, pl.Expr] = {}
-    for k in HORIZONS:
-        cols[f"return_{k}"] = c / c.shift(k) - 1.0
-        cols[f"log_return_{k}"] = (c / c.shift(k)).log()
-    for k in HORIZONS[1:]:
-        cols[f"realized_vol_{k}"] = (log_ret_1**2).rolling_sum(k).sqrt()
-    elapsed = pl.col("elapsed_seconds")
-    velocity = log_ret_1 / elapsed
-    cols["price_velocity"] = velocity
-    cols["price_acceleration"] = (velocity - velocity.shift(1)) / elapsed
-    volume_rate = pl.col("volume") / elapsed
-    cols["volume_rate"] = volume_rate
-    cols["quote_volume_rate"] = pl.col("quote_volume") / elapsed
-    cols["trade_rate"] = pl.col("trade_count").cast(pl.Float64) / elapsed
-    for k in HORIZONS[2:]:
-        mean = volume_rate.rolling_mean(k)
-        std = volume_rate.rolling_std(k, ddof=0)
-        cols[f"volume_zscore_{k}"] = pl.when(std > 0).then((volume_rate - mean) / std).otherwise(0.0)
-    prev_mean = volume_rate.shift(1).rolling_mean(20)
-    cols["volume_ratio"] = pl.when(prev_mean > 0).then(volume_rate / prev_mean)
-    cols["buy_sell_imbalance"] = (pl.col("buy_volume") - pl.col("sell_volume")) / pl.col("volume")
-    cols["vwap_distance"] = c / pl.col("vwap") - 1.0
-    cols["hl_range"] = (h - lo) / c
-    cols["rsi_14"] = _rsi(c, 14)
-    macd, signal = _macd(c)
-    cols["macd"] = macd
-    cols["macd_signal"] = signal
-    cols["macd_hist"] = macd - signal
-    mid = c.rolling_mean(20)
-    sd = c.rolling_std(20, ddof=0)
-    cols["bb_middle"] = mid
-    cols["bb_upper"] = mid + 2.0 * sd
-    cols["bb_lower"] = mid - 2.0 * sd
-    cols["atr_14"] = _atr(h, lo, c, 14)
-    cols["momentum_short"] = c / c.rolling_mean(10) - 1.0
-    cols["momentum_long"] = c / c.rolling_mean(50) - 1.0
-    out = lf.with_columns(**{name: _by_token(expr) for name, expr in cols.items()})
-    out = out.with_columns(
-        macd_pct=pl.col("macd") / pl.col("close"),
-        macd_hist_pct=pl.col("macd_hist") / pl.col("close"),
-        bb_width=(pl.col("bb_upper") - pl.col("bb_lower")) / pl.col("bb_middle"),
-        bb_percent_b=pl.when(pl.col("bb_upper") > pl.col("bb_lower")).then(
-            (pl.col("close") - pl.col("bb_lower")) / (pl.col("bb_upper") - pl.col("bb_lower"))
-        ),
-        atr_pct=pl.col("atr_14") / pl.col("close"),
-    )
-    ret_z = (pl.col("return_5") / (pl.col("realized_vol_15") * (5 / 15) ** 0.5)).clip(-5, 5)
-    out = out.with_columns(
-        composite_score=pl.mean_horizontal(
-            ret_z.fill_nan(None),
-            pl.col("volume_zscore_15").clip(-5, 5),
-            (3.0 * pl.col("buy_sell_imbalance")).clip(-5, 5),
-        )
-    )
+    config = config or FeatureConfig()
+    frame = bars.collect() if isinstance(bars, pl.LazyFrame) else bars
+    step = interval_us(interval)
+    out = _base_features(frame.filter(pl.col("interval") == interval), interval, config.spans)
+    out = out.with_columns(**_time_of_day(pl.col("ts")))
+    names = feature_names(interval, config)
+    if out.height == 0:
+        return pl.DataFrame(schema={**{k: out.schema[k] for k in KEYS}, **{n: pl.Float64 for n in names}})
+    # Join by lookups of (token, time) keys instead of wide sorts and joins of the feature frame.
+    # Right-hand tables: bars' rush counts, La Morgia chunks, coarser bars, keyed by end time.
+    rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
+    rush_cols = ["rush_trade_share", "rush_buy_orders"]
+    if trades is not None and trades.height:
+        st = SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side"))
+        rush = _rush_per_bar(st, interval)
+        rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
+        for chunk, window in config.rush_chunks.items():
+            lm = _la_morgia(st, chunk, window)
+            rights.append(("lm", lm, lm["_end"].to_numpy()))
+    for j in config.coarser(interval):
+        coarse = _base_features(frame.filter(pl.col("interval") == j), j, ())
+        rights.append((j, coarse, coarse["ts"].dt.epoch("us").to_numpy() + interval_us(j)))
+    end_us = out["ts"].dt.epoch("us").to_numpy() + step
+    times = [end_us, *(t for _, _, t in rights if len(t))]
+    base_us = min(int(t.min()) for t in times)
+    # Keys of right rows later than every bar are pushed past them (they can never match).
+    span = int(end_us.max()) - base_us + 2
+    all_tokens = pl.concat([out["token"], *(r["token"] for _, r, _ in rights)]).unique().sort()
+    left = _keys(out["token"], all_tokens, end_us, base_us, span)
+    extra: list[pl.Series] = []
+    found = {kind for kind, _, _ in rights}
+    if "rush" not in found:
+        extra += [pl.Series(c, [None] * out.height, dtype=pl.Float64) for c in rush_cols]
+        extra += [pl.Series(f"lm_{c}_{f}", [None] * out.height, dtype=pl.Float64) for c in config.rush_chunks for f in LM_FEATURES]
+    for kind, table, time_us in rights:
+        right = _keys(table["token"], all_tokens, np.minimum(time_us, base_us + span - 1), base_us, span)
+        if kind == "rush":
+            rows = _asof_rows(left, right, span, exact=True)
+            extra += [table[c].gather(rows) for c in rush_cols]
+        elif kind == "lm":
+            rows = _asof_rows(left, right, span)
+            extra += [table[c].gather(rows) for c in table.columns if c.startswith("lm_")]
+        else:
+            # A coarse bar counts once it is complete: its end at or before this bar's end.
+            rows = _asof_rows(left, right, span)
+            extra += [table[f].gather(rows).alias(f"mtf_{kind}_{f}") for f in MTF_FEATURES]
+    for j in config.coarser(interval):
+        if j not in found:
+            extra += [pl.Series(f"mtf_{j}_{f}", [None] * out.height, dtype=pl.Float64) for f in MTF_FEATURES]
     if tokens is not None and tokens.height:
         created = tokens.select("token", pl.col("created_at").cast(UTC_US)).unique("token")
-        out = out.join(created.lazy(), on="token", how="left", maintain_order="left").with_columns(
-            token_age_hours=(pl.col("ts") - pl.col("created_at")).dt.total_microseconds() / 3.6e9
-        )
+        age = out.select("token", "ts").join(created, on="token", how="left", maintain_order="left")
+        extra.append(((age["ts"] - age["created_at"]).dt.total_microseconds() / 3.6e9).alias("token_age_hours"))
     else:
-        out = out.with_columns(token_age_hours=pl.lit(None, dtype=pl.Float64))
-    names = feature_names()
-    result = out.select(
-        *KEYS, *[pl.col(n).cast(pl.Float64) for n in names]
-    ).collect()
-    # Division by zero cannot happen for valid bars (prices and volumes > 0), but guard anyway:
-    # a feature is either a finite number or null.
-    return result.with_columns(
-        [pl.when(pl.col(n).is_finite()).then(pl.col(n)) for n in names]
-    )
+        extra.append(pl.Series("token_age_hours", [None] * out.height, dtype=pl.Float64))
+    out = out.with_columns(extra)
+    return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names])
 
 
 def restrict_to_window(features: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
@@ -238,14 +489,9 @@ def restrict_to_window(features: pl.DataFrame, start_us: int, end_us: int) -> pl
     return features.filter((ts >= start_us) & (ts < end_us))
 
 
-def select_features(features: pl.DataFrame, names: Sequence[str] | None) -> pl.DataFrame:
-    if names is None:
-        return features
-    missing = [n for n in names if n not in features.columns]
-    if missing:
-        raise ValueError(f"unknown features {missing}; available: {features.columns[3:]}")
-    return features.select(*KEYS, *names)
-
-
-def feature_units() -> Mapping[str, str]:
-    return {d.name: d.unit for d in FEATURE_DOCS}
+def feature_table_markdown() -> str:
+    """The README's feature table."""
+    rows = ["| feature | definition | unit | window |", "|---|---|---|---|"]
+    for d in feature_docs():
+        rows.append(f"| `{d.name}` | {d.definition} | {d.unit} | {d.window} |")
+    return "\n".join(rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -95,8 +96,16 @@ class Bars(pa.DataFrameModel):
     trade_count: pl.Int64 = pa.Field(gt=0)
     vwap: pl.Float64 = pa.Field(gt=0)
 
-    class Config:
-        unique = ["token", "interval", "ts"]
+    @pa.dataframe_check(name="sorted by token, then strictly increasing ts (no duplicate bars)")
+    def _monotonic(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        # A stored partition holds one interval sorted by (token, ts); strictly increasing keys
+        # prove uniqueness without hashing tens of millions of rows. A new interval starts a new
+        # block (for frames that stack several intervals).
+        tok, ts, iv = pl.col("token"), pl.col("ts"), pl.col("interval")
+        prev_tok, prev_ts, prev_iv = tok.shift(1), ts.shift(1), iv.shift(1)
+        return data.lazyframe.select(
+            prev_tok.is_null() | (iv != prev_iv) | (tok > prev_tok) | ((tok == prev_tok) & (ts > prev_ts))
+        )
 
     @pa.dataframe_check(name="low <= open, close, vwap <= high")
     def _ohlc_envelope(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -292,15 +301,11 @@ def validate(
     line or a table id.
     """
     model = schema or SCHEMAS[asset]
+    frame_schema = model if isinstance(model, pa.DataFrameSchema) else _schema_of(model)
     data = df.with_row_index("__row")
-    failures: list[RuleFailure] = []
-    try:
-        model.validate(data.drop("__row"), lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        name = model.name if isinstance(model, pa.DataFrameSchema) else model.__name__
-        failures += _failures_from_pandera(exc.failure_cases, data, max_examples, name)
-    except pa.errors.SchemaError as exc:  # a structural problem stops pandera early
-        failures.append(RuleFailure(rule=str(exc).splitlines()[0], column=None, count=df.height, examples=[]))
+    # The fast gate proves the common case (everything passes) in one pass; pandera runs only
+    # when something fails, to name each rule, count it and pick example rows.
+    failures = [] if _fast_pass(frame_schema, df) else _pandera_failures(model, data, max_examples)
     if ts_column and DATE_COLUMN in df.columns and df.height:
         day_start = pl.col(DATE_COLUMN).cast(UTC_US)
         outside = data.filter(
@@ -317,6 +322,74 @@ def validate(
                 )
             )
     return ValidationReport(asset=asset, rows=df.height, failures=failures)
+
+
+@lru_cache(maxsize=None)
+def _schema_of(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
+    return model.to_schema()
+
+
+def _pandera_failures(
+    model: type[pa.DataFrameModel] | pa.DataFrameSchema, data: pl.DataFrame, max_examples: int
+) -> list[RuleFailure]:
+    name = model.name if isinstance(model, pa.DataFrameSchema) else model.__name__
+    try:
+        model.validate(data.drop("__row"), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return _failures_from_pandera(exc.failure_cases, data, max_examples, name)
+    except pa.errors.SchemaError as exc:  # a structural problem stops pandera early
+        return [RuleFailure(rule=str(exc).splitlines()[0], column=None, count=data.height, examples=[])]
+    return []
+
+
+_BUILTIN = {
+    "greater_than": lambda c, st: c > st["min_value"],
+    "greater_than_or_equal_to": lambda c, st: c >= st["min_value"],
+    "less_than": lambda c, st: c < st["max_value"],
+    "less_than_or_equal_to": lambda c, st: c <= st["max_value"],
+    "isin": lambda c, st: c.is_in(list(st["allowed_values"])),
+    "str_length": lambda c, st: (c.str.len_chars() >= (st["min_value"] or 0))
+    & (c.str.len_chars() <= (st["max_value"] if st["max_value"] is not None else 2**62)),
+}
+
+
+def _fast_pass(schema: pa.DataFrameSchema, df: pl.DataFrame) -> bool:
+    """True only if every rule of ``schema`` certainly holds on ``df``. Anything it cannot
+    evaluate the way pandera does (an unknown check, a coerced column) makes it answer False, so
+    the full pandera run decides."""
+    from pandera.api.polars.types import PolarsData
+
+    if schema.coerce or schema.strict:
+        return False
+    lf = df.lazy()
+    exprs: list[pl.Expr] = []
+    customs: list[pl.LazyFrame] = []
+    for name, col in schema.columns.items():
+        if name not in df.columns or col.coerce or (col.dtype is not None and df.schema[name] != col.dtype.type):
+            return False
+        c = pl.col(name)
+        if not col.nullable:
+            exprs.append(c.is_not_null() & (~c.is_nan() if df.schema[name].is_float() else pl.lit(True)))
+        for check in col.checks:
+            if check.name in _BUILTIN:
+                exprs.append(_BUILTIN[check.name](c, check.statistics) | c.is_null())
+            elif getattr(check, "_check_fn", None) is not None and check.name not in pa.Check.__dict__:
+                customs.append(check._check_fn(PolarsData(lf, name)))
+            else:
+                return False
+    for check in schema.checks:
+        customs.append(check._check_fn(PolarsData(lf)))
+    if schema.unique:
+        exprs.append(~pl.struct(list(schema.unique)).is_duplicated())
+    if df.height == 0:
+        return True
+    if exprs and not df.select(pl.all_horizontal(exprs).all()).item():
+        return False
+    for result in customs:
+        # A check's result is a frame of booleans; a null (unknown) counts as a failure here.
+        if not result.select(pl.all_horizontal(pl.all().fill_null(False)).all()).collect().item():
+            return False
+    return True
 
 
 def _failures_from_pandera(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from alevor_assets.lib.schemas import DATE_COLUMN, ORIGIN_COLUMN
+from alevor_assets.lib.schemas import DATE_COLUMN
 
 PART_FILE = "part-0.parquet"
 # Order of the optional path keys, outermost first.
@@ -108,6 +108,14 @@ class Warehouse:
         frame = _storable(df, sort_by)
         _write_synced(frame, staged)
         return StagedPartition(staged, final, day, frame.height)
+
+    def stage_writer(
+        self, run_id: str, asset: str, day: date, keys: Mapping[str, str] | None = None
+    ) -> StagedWriter:
+        """A partition file in this run's staging area that is written in pieces (for days too
+        large to hold in memory at once); pieces must arrive in the file's sort order."""
+        final = self.partition_path(asset, day, keys)
+        return StagedWriter(self.staging_root / run_id / final.relative_to(self.root), final, day)
 
     def publish(self, staged: Iterable[StagedPartition]) -> list[Path]:
         """Move staged files into place, each with one atomic rename."""
@@ -212,8 +220,62 @@ class Warehouse:
         return sorted(days)
 
 
+class StagedWriter:
+    """Appends frames to one staged Parquet file (each ``write`` adds row groups).
+
+    Encoding and compression run on a background thread (pyarrow releases the GIL), so writing one
+    piece overlaps computing the next; pieces are written in the order they arrive.
+    """
+
+    def __init__(self, staged: Path, final: Path, day: date):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.staged, self.final, self.day = staged, final, day
+        self.rows = 0
+        self._writer = None
+        self._empty: pl.DataFrame | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending = None
+
+    def write(self, df: pl.DataFrame) -> None:
+        import pyarrow.parquet as pq
+
+        frame = _storable(df, ())
+        if self._empty is None:
+            self._empty = frame.clear()
+        if frame.height == 0:
+            return
+        table = frame.to_arrow()
+        if self._writer is None:
+            self.staged.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.staged, table.schema, compression="zstd", write_statistics=True)
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=1 << 20)
+        self.rows += frame.height
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()  # re-raises a failed write here
+            self._pending = None
+
+    def close(self, empty_schema: Mapping[str, pl.DataType] | None = None) -> StagedPartition:
+        self._wait()
+        self._pool.shutdown()
+        if self._writer is not None:
+            self._writer.close()
+            with open(self.staged, "rb") as fh:
+                os.fsync(fh.fileno())
+        else:
+            self.staged.parent.mkdir(parents=True, exist_ok=True)
+            empty = self._empty if self._empty is not None else pl.DataFrame(schema=dict(empty_schema or {}))
+            _write_synced(empty, self.staged)
+        return StagedPartition(self.staged, self.final, self.day, self.rows)
+
+
 def _storable(df: pl.DataFrame, sort_by: Sequence[str]) -> pl.DataFrame:
-    drop = [c for c in (DATE_COLUMN, ORIGIN_COLUMN) if c in df.columns]
+    # The partition key lives in the path; columns starting with "_" (origins, codes) are
+    # internal bookkeeping and never stored.
+    drop = [c for c in df.columns if c == DATE_COLUMN or c.startswith("_")]
     frame = df.drop(drop)
     return frame.sort(list(sort_by), maintain_order=True) if sort_by else frame
 

@@ -83,3 +83,41 @@ def test_empty_input_gives_empty_contract_frame():
     empty = trades_for_day(small_config(), START).clear()
     out = resample_trades(empty, "2s")
     assert out.height == 0 and dict(out.schema) == BAR_SCHEMA
+
+
+def test_volume_and_dollar_bar_boundaries_by_hand():
+    t0 = 1_704_067_200_000_000
+    day = 86_400_000_000
+    rows = [
+        ("A", 1, t0 + 1, 10.0, 4.0, "buy"),    # bar 1: 4
+        ("A", 2, t0 + 2, 10.0, 5.0, "sell"),   # bar 1: 9
+        ("A", 3, t0 + 3, 11.0, 1.0, "buy"),    # bar 1: 10 -> reaches 10, closes here
+        ("A", 4, t0 + 4, 12.0, 25.0, "buy"),   # bar 2: one trade far above the threshold closes it
+        ("A", 5, t0 + 5, 13.0, 2.0, "sell"),   # bar 3 opens ...
+        ("A", 6, t0 + day + 1, 14.0, 3.0, "buy"),  # ... and a new UTC day forces a new bar
+        ("B", 7, t0 + 1, 1.0, 100.0, "buy"),   # another token never continues A's bar
+    ]
+    vol = resample_trades(_trades(rows), "volume_10")
+    a = vol.filter(pl.col("token") == "A")
+    assert a["trade_count"].to_list() == [3, 1, 1, 1]
+    assert a["volume"].to_list() == [10.0, 25.0, 2.0, 3.0]
+    assert a["open"].to_list() == [10.0, 12.0, 13.0, 14.0] and a["close"].to_list() == [11.0, 12.0, 13.0, 14.0]
+    assert [(t - a["ts"][0]).total_seconds() * 1e6 for t in a["ts"]] == [0, 3, 4, day]  # ts = first trade
+    assert set(vol["interval"]) == {"volume_10"}
+    dollar = resample_trades(_trades(rows), "dollar_100")
+    # quote 40, 50 (=90), 11 (=101 -> closes); 300 closes alone; 26; next day 42; B's 100 closes.
+    assert dollar.filter(pl.col("token") == "A")["trade_count"].to_list() == [3, 1, 1, 1]
+    assert dollar.filter(pl.col("token") == "B")["quote_volume"].to_list() == [100.0]
+    with pytest.raises(ValueError, match="threshold must be a positive number"):
+        resample_trades(_trades(rows), "volume_-1")
+
+
+def test_threshold_bars_account_for_every_trade():
+    trades = trades_for_day(small_config(), START)
+    out = time_bars(trades, ["dollar_20000", "2s"])
+    assert out["interval"].unique(maintain_order=True).to_list() == ["2s", "dollar_20000"]
+    d = out.filter(pl.col("interval") == "dollar_20000")
+    assert d["trade_count"].sum() == trades.height
+    # Every bar but each token's last reached the threshold, and only by its closing trade.
+    full = d.filter(pl.col("ts") != pl.col("ts").max().over("token"))
+    assert (full["quote_volume"] >= 20000).all()

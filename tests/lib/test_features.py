@@ -1,11 +1,12 @@
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import talib
 
-from alevor_assets import compute_features
+from alevor_assets import compute_features, resample_trades
 from alevor_assets.lib.bars import time_bars
-from alevor_assets.lib.features import feature_names
+from alevor_assets.lib.features import FeatureConfig, feature_names
 from alevor_assets.lib.synthetic import trades_for_day
 from tests.conftest import START, small_config
 
@@ -114,3 +115,91 @@ def test_output_columns_and_no_lookahead():
     cut = bars["ts"].sort()[bars.height // 2]
     early = compute_features(bars.filter(pl.col("ts") <= cut), "2s")
     assert early.equals(full.filter(pl.col("ts") <= cut))
+
+
+def _bars(interval, rows):
+    """rows: (seconds since T0, close, volume)."""
+    t0 = 1_704_067_200_000_000
+    n = len(rows)
+    return pl.DataFrame({
+        "token": ["T"] * n, "interval": [interval] * n,
+        "ts": pl.Series([t0 + int(s * 1e6) for s, _, _ in rows]).cast(pl.Datetime("us", "UTC")),
+        "open": [c for _, c, _ in rows], "high": [c for _, c, _ in rows], "low": [c for _, c, _ in rows],
+        "close": [c for _, c, _ in rows], "volume": [v for _, _, v in rows], "quote_volume": [c * v for _, c, v in rows],
+        "buy_volume": [v / 2 for _, _, v in rows], "sell_volume": [v / 2 for _, _, v in rows],
+        "trade_count": [1] * n, "vwap": [c for _, c, _ in rows],
+    })
+
+
+def test_multi_timeframe_uses_only_complete_coarser_bars():
+    fine = _bars("2s", [(s, 100.0 + s, 1.0) for s in range(0, 180, 2)])
+    coarse = _bars("1m", [(0, 100.0, 1.0), (60, 110.0, 1.0), (120, 150.0, 1.0)])
+    f = compute_features(pl.concat([fine, coarse]), "2s", config=FeatureConfig(multi_timeframe=("1m",)))
+    got = dict(zip([int(t.timestamp()) - 1_704_067_200 for t in f["ts"]], f["mtf_1m_return_1"]))
+    # Before the first minute closes (bar ends <= 60 s) nothing is complete.
+    assert all(got[s] is None for s in range(0, 58, 2))
+    # The 2 s bar [58, 60) ends with the first minute: the minute bar [0, 60) is complete, but it
+    # has no previous minute, so its return_1 is null; from [118, 120) on, [60, 120) is complete.
+    assert got[58] is None and got[116] is None
+    assert got[118] == pytest.approx(110 / 100 - 1)
+    assert got[178] == pytest.approx(150 / 110 - 1)
+    # Changing a later coarse bar never changes an earlier fine row (no look-ahead).
+    changed = coarse.with_columns(pl.when(pl.col("close") == 150.0).then(999.0).otherwise(pl.col("close")).alias("close"))
+    f2 = compute_features(pl.concat([fine, changed]), "2s", config=FeatureConfig(multi_timeframe=("1m",)))
+    assert f2.filter(pl.col("ts") < f2["ts"][89]).equals(f.filter(pl.col("ts") < f["ts"][89]))
+
+
+def test_time_span_features_by_hand():
+    bars = _bars("2s", [(0, 100.0, 1.0), (2, 101.0, 2.0), (30, 102.0, 3.0), (600, 120.0, 4.0)])
+    f = compute_features(bars, "2s", config=FeatureConfig(spans=("30s",), multi_timeframe=()))
+    # return_30s at 30 s: last bar that started at or before 0 s closed at 100.
+    assert f["return_30s"].to_list()[:3] == [None, None, pytest.approx(102 / 100 - 1)]
+    assert f["return_30s"][3] == pytest.approx(120 / 102 - 1)
+    # Volume of bars started in (t - 30 s, t], per second of the span.
+    assert f["volume_rate_30s"].to_list() == pytest.approx([1 / 30, 3 / 30, 5 / 30, 4 / 30])
+
+
+def test_rush_trade_features_by_hand():
+    t0 = 1_704_067_200_000_000
+    trades = pl.DataFrame(
+        [("T", 1, t0 + 1000, 1.0, 1.0, "buy"), ("T", 2, t0 + 1000, 1.0, 1.0, "buy"), ("T", 3, t0 + 1000, 1.0, 1.0, "buy"),
+         ("T", 4, t0 + 5000, 1.0, 1.0, "sell"), ("T", 5, t0 + 5000, 1.0, 1.0, "sell"), ("T", 6, t0 + 9000, 1.0, 1.0, "buy")],
+        schema={"token": pl.Utf8, "trade_id": pl.Int64, "ts": pl.Int64, "price": pl.Float64, "amount": pl.Float64, "side": pl.Utf8},
+        orient="row",
+    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+    bars = resample_trades(trades, "2s")
+    f = compute_features(bars, "2s", trades=trades, config=FeatureConfig(multi_timeframe=()))
+    # 5 of 6 trades share their millisecond; one buy millisecond holds 3 buys: one rush order.
+    assert f["rush_trade_share"].to_list() == [pytest.approx(5 / 6)]
+    assert f["rush_buy_orders"].to_list() == [1.0]
+
+
+def test_la_morgia_features_equal_a_pandas_reading_of_the_paper():
+    trades = trades_for_day(small_config(), START)
+    cfg = FeatureConfig(multi_timeframe=(), rush_chunks={"5s": 50})
+    bars = resample_trades(trades, "1m")
+    ours = compute_features(bars, "1m", trades=trades, config=cfg)
+    token = ours.group_by("token").len().sort("len")["token"][-1]
+    buy = trades.filter((pl.col("token") == token) & (pl.col("side") == "buy")).to_pandas().set_index("ts")
+    per_ms = buy.groupby(level=0).size()
+    rush = (per_ms > 1).astype(float).groupby(pd.Grouper(freq="5s")).sum()
+    g = buy.groupby(pd.Grouper(freq="5s"))
+    count, vol = g["price"].count(), (buy.price * buy.amount).groupby(pd.Grouper(freq="5s")).sum()
+    keep = count > 0
+    rush, count, vol, pmean = rush[keep], count[keep], vol[keep], g["price"].mean()[keep]
+    ref = pd.DataFrame({
+        "lm_5s_std_rush_order": rush.rolling(50).std().pct_change(fill_method=None),
+        "lm_5s_std_trades": count.astype(float).rolling(50).std().pct_change(fill_method=None),
+        "lm_5s_avg_volume": vol.rolling(50).mean().pct_change(fill_method=None),
+        "lm_5s_std_price": pmean.rolling(50).std().pct_change(fill_method=None),
+        "lm_5s_avg_price": pmean.rolling(10).mean().pct_change(fill_method=None),
+    })
+    ref.index = ref.index + pd.Timedelta(seconds=5)  # a chunk is known at its end
+    mine = ours.filter(pl.col("token") == token).to_pandas().set_index("ts")
+    bar_end = mine.index + pd.Timedelta(minutes=1)
+    expected = ref.reindex(ref.index.union(bar_end)).ffill().reindex(bar_end)
+    for col in ref.columns:
+        e, m = expected[col].to_numpy(), mine[col].to_numpy()
+        both = np.isfinite(e) & ~np.isnan(m)
+        assert both.sum() > 50, col
+        np.testing.assert_allclose(m[both], e[both], rtol=1e-9, atol=1e-12, err_msg=col)

@@ -14,7 +14,7 @@ from alevor_assets.defs.features.checks import (
     validate_labels,
     validate_training_rows,
 )
-from alevor_assets.defs.market_data.assets import bars, labelled_events, tokens
+from alevor_assets.defs.market_data.assets import bars, labelled_events, raw_trades, tokens
 from alevor_assets.defs.modeling.specs import LABEL_SETS, MODEL_SPECS
 from alevor_assets.defs.partitions import daily_partitions, following_days, previous_days, single_run
 from alevor_assets.defs.publishing import PartitionBatch, partition_days
@@ -43,35 +43,70 @@ _LOOK_AHEAD_DAYS = max([_days_spanned(s.build().look_ahead(i)) for (i, _), s in 
 _LOOK_BACK_DAYS = max([_days_spanned(s.build().look_back(i)) for (i, _), s in LABEL_SETS.items()] or [0])
 
 
+def _token_batches(wh: Warehouse, day: date, target_rows: int = 4_000_000) -> list[list[str]]:
+    """The day's tokens in sorted slices of roughly ``target_rows`` trades."""
+    import pyarrow.parquet as pq
+
+    path = wh.require("raw_trades", day)
+    counts = pl.scan_parquet(path).group_by("token").len().sort("token").collect()
+    if counts.height == 0 or pq.ParquetFile(path).metadata.num_rows <= target_rows:
+        return [counts["token"].to_list()] if counts.height else []
+    batches, current, rows = [], [], 0
+    for token, n in counts.iter_rows():
+        if current and rows + n > target_rows:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(token)
+        rows += n
+    return batches + ([current] if current else [])
+
+
+def _scan_days(wh: Warehouse, asset: str, first: date, last: date, keys: dict | None, tokens: list[str]) -> pl.LazyFrame | None:
+    lf = wh.scan(asset, first, last, keys)
+    return None if lf is None else lf.filter(pl.col("token").is_in(tokens))
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     check_specs=FEATURES_CHECKS,
     output_required=False,
-    deps=[dg.AssetDep(bars, partition_mapping=previous_days(1)), tokens],
+    deps=[dg.AssetDep(bars, partition_mapping=previous_days(1)), dg.AssetDep(raw_trades, partition_mapping=previous_days(1)), tokens],
     kinds={"polars", "parquet"},
 )
 def features(context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings) -> Result:
-    """Feature snapshots per token and bar, for each feature interval: returns, volatility,
-    per-second rates, order-flow imbalance and the standard indicators (RSI, MACD, Bollinger,
-    ATR as TA-Lib defines them). Each value uses only bars at or before its own time; a partition
-    reads earlier days as warm-up, so it equals the continuous series."""
+    """Feature snapshots per token and bar, for each feature interval: returns and volatility
+    over bars and over wall-clock spans, per-second rates, order-flow imbalance, the standard
+    indicators exactly as TA-Lib defines them (RSI, MACD, Bollinger, ATR), rush-trade and
+    La Morgia pump features from the trades, multi-timeframe context from the last complete
+    coarser bars, token age and time of day. Each value uses only data up to its own bar; a
+    partition reads earlier days as warm-up, so it equals the continuous series."""
     wh = storage.warehouse
+    config = settings.feature_config()
     batch = PartitionBatch(storage, "features", context.run.run_id, sort_by=["token", "ts"])
     for day in partition_days(context):
         meta = wh.partition_files("tokens", [day])
         token_meta = pl.read_parquet(meta[0]) if meta else None
-        frames = {}
         for interval in settings.features():
             wh.require("bars", day, {"interval": interval})
-            history = wh.scan("bars", day - timedelta(days=settings.warmup_days(interval)), day, {"interval": interval})
-            snap = compute_features(history, interval, tokens=token_meta)
-            frames[interval] = restrict_to_window(snap, _day_start_us(day), _day_start_us(day + DAY))
-        frame = pl.concat(list(frames.values())).with_columns(pl.lit(day).alias(DATE_COLUMN))
-        if batch.audit(day, frame, validate_features(frame)):
-            for interval, part in frames.items():
-                batch.stage(day, part, {"interval": interval})
+            batch.open_partition(day, {"interval": interval})
+        # Whole tokens at a time: features are per token, so slices are exact and memory stays
+        # bounded on very large days.
+        for token_slice in _token_batches(wh, day):
+            trades_lf = _scan_days(wh, "raw_trades", day - DAY, day, None, token_slice)
+            trades = trades_lf.collect() if trades_lf is not None else None
+            for interval in settings.features():
+                parts = []
+                for j in [interval, *config.coarser(interval)]:
+                    lf = _scan_days(wh, "bars", day - timedelta(days=settings.warmup_days(j)), day, {"interval": j}, token_slice)
+                    if lf is not None:
+                        parts.append(lf)
+                snap = compute_features(pl.concat(parts), interval, tokens=token_meta, trades=trades, config=config)
+                part = restrict_to_window(snap, _day_start_us(day), _day_start_us(day + DAY))
+                part = part.with_columns(pl.lit(day).alias(DATE_COLUMN))
+                if batch.audit(day, part, validate_features(part)):
+                    batch.append(day, part, {"interval": interval})
     yield from batch.finish(context, {"intervals": ", ".join(settings.features())})
 
 

@@ -7,9 +7,11 @@ the checks it reports. All are blocking: a failure stops everything downstream.
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from alevor_assets.defs.publishing import contract_check_spec
+from alevor_assets.lib.bars import SortedTrades, bar_spec
 from alevor_assets.lib.schemas import ORIGIN_COLUMN, RuleFailure, ValidationReport, validate
 
 TOKENS_CHECKS = [contract_check_spec("tokens")]
@@ -55,39 +57,57 @@ def validate_trades(trades: pl.DataFrame) -> ValidationReport:
     return validate("raw_trades", trades, ts_column="ts")
 
 
-def validate_bars(bars: pl.DataFrame, trades: pl.DataFrame) -> ValidationReport:
+def validate_bars(bars: pl.DataFrame, trades: SortedTrades) -> ValidationReport:
+    """The contract of one interval's bars, plus alignment and reconciliation with ``trades``
+    (the trades the bars were built from)."""
     report = validate("bars", bars, ts_column="ts")
-    report.failures += reconcile_bars(bars, trades)
+    report.failures += misaligned_bars(bars) + reconcile_bars(bars, trades)
     return report
 
 
-def reconcile_bars(bars: pl.DataFrame, trades: pl.DataFrame) -> list[RuleFailure]:
-    """Per token and interval, the bars' volume and trade count must equal the trades'."""
-    if bars.height == 0 and trades.height == 0:
+def misaligned_bars(bars: pl.DataFrame) -> list[RuleFailure]:
+    """Time bars must start at epoch multiples of their interval."""
+    if bars.height == 0:
         return []
-    truth = trades.group_by("token").agg(
-        pl.col("amount").sum().alias("trades_volume"), pl.len().cast(pl.Int64).alias("trades_count")
-    )
-    got = bars.group_by("token", "interval").agg(
-        pl.col("volume").sum().alias("bars_volume"), pl.col("trade_count").sum().alias("bars_count")
-    )
-    intervals = bars.select(pl.col("interval").unique())
-    expected = truth.join(intervals, how="cross") if intervals.height else truth.with_columns(interval=pl.lit(None, pl.Utf8))
-    joined = expected.join(got, on=["token", "interval"], how="full", coalesce=True).fill_null(0)
-    bad = joined.filter(
-        (pl.col("bars_count") != pl.col("trades_count"))
-        | ((pl.col("bars_volume") - pl.col("trades_volume")).abs() > 1e-9 * pl.col("trades_volume").abs().clip(lower_bound=1e-300))
-    )
-    if bad.height == 0:
-        return []
-    examples = [
-        {"row": None, **{k: v for k, v in r.items() if k != ORIGIN_COLUMN}} for r in bad.head(5).to_dicts()
-    ]
-    return [
-        RuleFailure(
-            rule="bars reconcile with raw_trades (volume and trade_count per token and interval)",
-            column=None,
-            count=bad.height,
-            examples=examples,
-        )
-    ]
+    failures = []
+    for name in bars["interval"].unique(maintain_order=True).to_list():
+        spec = bar_spec(str(name))
+        if spec.kind != "time":
+            continue
+        part = bars.filter(pl.col("interval") == name) if bars["interval"].n_unique() > 1 else bars
+        bad = part.filter(pl.col("ts").dt.epoch("us") % int(spec.size) != 0)
+        if bad.height:
+            failures.append(RuleFailure(
+                rule=f"ts aligned to the {name} grid", column="ts", count=bad.height,
+                examples=[{"row": None, **r} for r in bad.head(5).to_dicts()],
+            ))
+    return failures
+
+
+def reconcile_bars(bars: pl.DataFrame, trades: SortedTrades) -> list[RuleFailure]:
+    """Per token, every interval's bars must hold exactly the trades' count and volume."""
+    n_tokens = len(trades.tokens)
+    want_count, want_volume = trades.totals_by_token()
+    failures = []
+    for name in bars["interval"].unique(maintain_order=True).to_list():
+        part = bars.filter(pl.col("interval") == name) if bars["interval"].n_unique() > 1 else bars
+        # The bar builder's token codes when present (no string hashing); the names otherwise.
+        codes = part["_code"] if "_code" in part.columns else part["token"].cast(pl.Enum(trades.tokens), strict=False).to_physical()
+        if codes.null_count():
+            unknown = part.filter(codes.is_null())["token"].unique().head(5).to_list()
+            failures.append(RuleFailure(rule="bars only for tokens that traded", column="token", count=codes.null_count(),
+                                        examples=[{"row": None, "interval": name, "token": t} for t in unknown]))
+            continue
+        idx = codes.to_numpy()
+        got_count = np.bincount(idx, weights=part["trade_count"].to_numpy(), minlength=n_tokens)
+        got_volume = np.bincount(idx, weights=part["volume"].to_numpy(), minlength=n_tokens)
+        bad = np.flatnonzero((got_count != want_count) | (np.abs(got_volume - want_volume) > 1e-9 * np.abs(want_volume)))
+        if len(bad):
+            failures.append(RuleFailure(
+                rule="bars reconcile with raw_trades (volume and trade_count per token and interval)",
+                column=None, count=len(bad),
+                examples=[{"row": None, "interval": name, "token": trades.tokens[int(i)], "bars_trade_count": int(got_count[i]),
+                           "trades": int(want_count[i]), "bars_volume": float(got_volume[i]), "trades_volume": float(want_volume[i])}
+                          for i in bad[:5]],
+            ))
+    return failures

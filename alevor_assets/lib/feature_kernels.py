@@ -1,0 +1,177 @@
+"""Compiled per-token kernels for features.
+
+Rows are in (token, ts) order and ``start[i]`` is the first row of row ``i``'s token. Every
+kernel restarts at each token, so a token's values depend on that token's rows only: a partition
+computed with its warm-up equals the same rows of a larger batch, bit for bit. Windows are summed
+directly (or from per-token prefix sums for wall-clock spans), never with a running add/subtract
+that would carry rounding from one token into the next.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NAN = np.nan
+
+
+@njit(cache=True, nogil=True)
+def segment_starts(codes):  # pragma: no cover - compiled
+    """``start[i]``: index of the first row of row i's token."""
+    n = len(codes)
+    start = np.empty(n, np.int64)
+    s = 0
+    for i in range(n):
+        if i > 0 and codes[i] != codes[i - 1]:
+            s = i
+        start[i] = s
+    return start
+
+
+@njit(cache=True, nogil=True)
+def shifted(x, start, k):  # pragma: no cover - compiled
+    """x[i - k] within the token, NaN where there is none."""
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        out[i] = x[i - k] if i - k >= start[i] else NAN
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_sum(x, start, k):  # pragma: no cover - compiled
+    """Sum of the last ``k`` values of the token (NaN until there are ``k``, or if any is NaN)."""
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        if i - k + 1 < start[i]:
+            out[i] = NAN
+            continue
+        acc = 0.0
+        for j in range(i - k + 1, i + 1):
+            acc += x[j]
+        out[i] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_mean(x, start, k):  # pragma: no cover - compiled
+    """Mean of the last ``k`` values of the token; a running sum that restarts at each token (so
+    a token's values never depend on another token's rows) and on every NaN."""
+    n = len(x)
+    out = np.empty(n)
+    acc = 0.0
+    valid = 0  # consecutive non-NaN values in the running sum
+    for i in range(n):
+        if i == start[i]:
+            acc = 0.0
+            valid = 0
+        v = x[i]
+        if v != v:
+            acc = 0.0
+            valid = 0
+            out[i] = NAN
+            continue
+        acc += v
+        valid += 1
+        if valid > k:
+            acc -= x[i - k]
+            valid = k
+        out[i] = acc / k if valid == k else NAN
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
+    """Mean and population standard deviation of the last ``k`` values (two passes per window)."""
+    n = len(x)
+    mean = np.empty(n)
+    std = np.empty(n)
+    for i in range(n):
+        if i - k + 1 < start[i]:
+            mean[i] = NAN
+            std[i] = NAN
+            continue
+        acc = 0.0
+        for j in range(i - k + 1, i + 1):
+            acc += x[j]
+        m = acc / k
+        var = 0.0
+        for j in range(i - k + 1, i + 1):
+            d = x[j] - m
+            var += d * d
+        mean[i] = m
+        std[i] = np.sqrt(var / k)
+    return mean, std
+
+
+@njit(cache=True, nogil=True)
+def ema_seeded(x, start, period, seed_offset, k, wilder):  # pragma: no cover - compiled
+    """TA-Lib's recursive smoothing, with TA-Lib's operation order so results match it to the
+    last bits: NaN before position ``seed_offset`` of the token; there, the mean of the
+    ``period`` values ending at it; then ``y = (x - y) * k + y`` (EMA, k = 2/(n+1)) or
+    ``y = (y * (n - 1) + x) / n`` (Wilder)."""
+    n = len(x)
+    out = np.empty(n)
+    y = NAN
+    for i in range(n):
+        pos = i - start[i]
+        if pos < seed_offset:
+            out[i] = NAN
+            continue
+        if pos == seed_offset:
+            acc = 0.0
+            for j in range(i - period + 1, i + 1):
+                acc += x[j]
+            y = acc / period
+        elif wilder:
+            y = (y * (period - 1) + x[i]) / period
+        else:
+            y = (x[i] - y) * k + y
+        out[i] = y
+    return out
+
+
+@njit(cache=True, nogil=True)
+def window_sums_by_time(x, ts, start, span_us):  # pragma: no cover - compiled
+    """Sum of ``x`` over the token's rows with ts in (ts_i - span, ts_i], from per-token prefix
+    sums (a long span holds thousands of rows)."""
+    n = len(x)
+    out = np.empty(n)
+    prefix = np.empty(n + 1)
+    lo = 0
+    for i in range(n):
+        s = start[i]
+        if i == s:
+            prefix[i] = 0.0
+            lo = i
+        prefix[i + 1] = prefix[i] + x[i]
+        while ts[lo] <= ts[i] - span_us:
+            lo += 1
+        out[i] = prefix[i + 1] - prefix[lo]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def last_at_or_before(ts, start, offset_us):  # pragma: no cover - compiled
+    """Index of the token's last row with ts <= ts_i - offset, or -1."""
+    n = len(ts)
+    out = np.empty(n, np.int64)
+    j = -1
+    for i in range(n):
+        s = start[i]
+        if i == s:
+            j = s - 1
+        target = ts[i] - offset_us
+        while j + 1 <= i and ts[j + 1] <= target:
+            j += 1
+        out[i] = j if j >= s else -1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def infinite_to_nan(x):  # pragma: no cover - compiled
+    """In place: ±inf becomes NaN (a ratio with a zero denominator has no value)."""
+    for i in range(len(x)):
+        v = x[i]
+        if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
+            x[i] = NAN
+    return x

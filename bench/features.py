@@ -1,0 +1,28 @@
+"""Features benchmark: ``python -m bench.features`` (``make bench`` runs it).
+
+Features on the 2-second bars of the 10 M-trade day: ``compute_features`` with the bar-based
+families only and with everything (rush-trade and La Morgia features from the trades,
+multi-timeframe context), against pandas computing the core set the way users write it today.
+Each measurement runs in a fresh process and reports its second run and peak memory.
+"""
+
+from __future__ import annotations
+
+from bench._measure import in_subprocess, table
+
+
+def main() -> None:
+    rows = []
+    for engine in ("alevor_base", "alevor_full", "pandas"):
+        r = in_subprocess("_features_worker", engine, "10m")
+        rows.append({"engine": engine, "bars": r["rows"], "features": r["features"], "seconds": r["seconds"],
+                     "first run s": r["first_s"], "peak MB": r["peak_mb"]})
+        print(rows[-1], flush=True)
+    base, pandas = rows[0]["seconds"], rows[2]["seconds"]
+    rows.append({"engine": "pandas / alevor_base", "seconds": pandas / base})
+    print()
+    print(table(rows, ["engine", "bars", "features", "seconds", "first run s", "peak MB"]))
+
+
+if __name__ == "__main__":
+    main()
