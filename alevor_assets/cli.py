@@ -59,13 +59,18 @@ def _print_models(storage) -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
+    import json
+
     import polars as pl
 
-    from alevor_assets.defs.resources import AlevorStorage, DEFAULT_HOME
+    from alevor_assets.defs.resources import DEFAULT_HOME, AlevorStorage
 
     storage = AlevorStorage(home=os.environ.get("ALEVOR_HOME", DEFAULT_HOME))
-    with pl.Config(tbl_rows=100, tbl_cols=20, fmt_str_lengths=60, tbl_width_chars=200):
-        print(storage.registry.list_models())
+    models = storage.registry.list_models().with_columns(
+        pl.col("top_features").map_elements(lambda t: ", ".join(json.loads(t)[:3]) if t else "", return_dtype=pl.Utf8)
+    )
+    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=48, tbl_width_chars=220, tbl_hide_dataframe_shape=True):
+        print(models.select("name", "version", "status", "trainer", "interval", "primary_metric", "primary_value", "gate_passed", "top_features"))
     return 0
 
 

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS model_registry (
 MODELS_VIEW = """
 CREATE OR REPLACE VIEW models AS
 SELECT name, version, status, created_at, trainer, interval, primary_metric, primary_value,
-       gate_passed, promoted_at, top_features, report_path
+       gate_passed, promoted_at, metrics, top_features, report_path
 FROM model_registry ORDER BY name, version
 """
 

@@ -19,11 +19,12 @@ from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "event_recall", "accuracy")
-REGRESSION_METRICS = ("ic", "directional_accuracy", "neg_mae", "neg_rmse", "profit_factor", "sharpe")
+TRADING_METRICS = ("profit_factor", "sharpe", "hit_rate", "total_return", "directional_accuracy")
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "event_recall", "accuracy", *TRADING_METRICS)
+REGRESSION_METRICS = ("ic", "neg_mae", "neg_rmse", "r2", *TRADING_METRICS)
 # Gate keys: min_<metric> or max_<metric>.
 KNOWN_GATE_METRICS = set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS) | {
-    "mae", "rmse", "max_drawdown", "hit_rate", "detection_delay_s",
+    "mae", "rmse", "max_drawdown", "detection_delay_s", "false_alarms_per_day", "trades",
 }
 
 
@@ -60,6 +61,19 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class BacktestSpec:
+    """How trading metrics are measured for tradable label strategies."""
+
+    fee_bps: float = 10.0
+    slippage_bps: float = 5.0
+    risk_fraction: float = 0.1
+    # Classifiers trade when the score reaches this (default: the model's F1-best threshold).
+    threshold: float | None = None
+    # long_only: a positive signal buys; long_short: a negative one sells short.
+    sides: str = "long_short"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -75,6 +89,8 @@ class ModelSpec:
     gate: dict[str, float] = field(default_factory=dict)
     primary_metric: str = "pr_auc"
     drift_psi_threshold: float = 0.25
+    backtest: BacktestSpec = BacktestSpec()
+    walk_forward_folds: int = 3
     path: str = ""
 
     @property
@@ -111,7 +127,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
     allowed = {
         "name", "description", "interval", "label", "trainer", "features", "filters", "window",
-        "split", "gate", "primary_metric", "drift",
+        "split", "gate", "primary_metric", "drift", "backtest", "validation",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -171,6 +187,22 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
     if primary not in valid_primary:
         raise SpecError(f"{where}: primary_metric {primary!r} must be one of {valid_primary}")
     end = window.get("end")
+    bt = raw.get("backtest") or {}
+    unknown_bt = set(bt) - {"fee_bps", "slippage_bps", "risk_fraction", "threshold", "sides"}
+    if unknown_bt:
+        raise SpecError(f"{where}: unknown backtest field(s) {sorted(unknown_bt)}")
+    backtest = BacktestSpec(
+        fee_bps=float(bt.get("fee_bps", 10.0)),
+        slippage_bps=float(bt.get("slippage_bps", 5.0)),
+        risk_fraction=float(bt.get("risk_fraction", 0.1)),
+        threshold=float(bt["threshold"]) if bt.get("threshold") is not None else None,
+        sides=str(bt.get("sides", "long_short")),
+    )
+    if backtest.sides not in ("long_only", "long_short"):
+        raise SpecError(f"{where}: backtest.sides must be long_only or long_short")
+    folds = int((raw.get("validation") or {}).get("walk_forward_folds", 3))
+    if folds < 0:
+        raise SpecError(f"{where}: validation.walk_forward_folds must be >= 0")
     return ModelSpec(
         name=name,
         description=str(raw.get("description", "")).strip(),
@@ -186,6 +218,8 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
         gate=gate,
         primary_metric=primary,
         drift_psi_threshold=float((raw.get("drift") or {}).get("psi_threshold", 0.25)),
+        backtest=backtest,
+        walk_forward_folds=folds,
         path=where,
     )
 

@@ -167,36 +167,47 @@ def classification_metrics(
     score: np.ndarray,
     threshold: float,
     *,
+    classes: list[int] | None = None,
     token: np.ndarray | None = None,
     ts_us: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics for a binary score (positive-class probability) or class probabilities (n×k)."""
-    out: dict[str, Any] = {"rows": int(len(y)), "positives": int((y > 0).sum())}
-    if score.ndim == 2:
-        classes = np.arange(score.shape[1])
-        predicted_class = score.argmax(axis=1)
-        y_pos = (y > 0).astype(int)
-        pos_score = 1.0 - score[:, 0]
-        try:
-            out["roc_auc"] = _finite(skm.roc_auc_score(y, score, multi_class="ovr", labels=classes))
-        except ValueError:
-            out["roc_auc"] = None
-        out["accuracy"] = float(skm.accuracy_score(y, predicted_class))
-        predicted = (predicted_class > 0).astype(int)
-        out["confusion_matrix"] = skm.confusion_matrix(y, predicted_class, labels=classes).tolist()
-    else:
-        y_pos = (y > 0).astype(int)
-        pos_score = score
+    """Metrics for a binary score (probability of the larger class) or class probabilities (n×k,
+    columns in ``classes`` order). ``token``/``ts_us`` add event recall and detection delay (for
+    detectors, whose positive rows form episodes)."""
+    import warnings
+
+    out: dict[str, Any] = {"rows": int(len(y))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined metrics on one-class folds come back as None
+        if score.ndim == 2:
+            labels = list(classes) if classes is not None else list(range(score.shape[1]))
+            predicted = np.asarray(labels)[score.argmax(axis=1)]
+            present = np.unique(y)
+            try:
+                out["roc_auc"] = _finite(skm.roc_auc_score(y, score, multi_class="ovr", labels=labels)) if len(present) > 1 else None
+            except ValueError:
+                out["roc_auc"] = None
+            out["accuracy"] = float(skm.accuracy_score(y, predicted))
+            out["balanced_accuracy"] = float(skm.balanced_accuracy_score(y, predicted))
+            out["f1"] = float(skm.f1_score(y, predicted, average="macro", labels=labels, zero_division=0))
+            out["precision"] = float(skm.precision_score(y, predicted, average="macro", labels=labels, zero_division=0))
+            out["recall"] = float(skm.recall_score(y, predicted, average="macro", labels=labels, zero_division=0))
+            out["confusion_matrix"] = skm.confusion_matrix(y, predicted, labels=labels).tolist()
+            out["class_shares"] = {str(c): float(np.mean(y == c)) for c in labels}
+            return out
+        positive = max(classes) if classes else 1
+        y_pos = (y == positive).astype(int)
         predicted = (score >= threshold).astype(int)
+        out["positives"] = int(y_pos.sum())
         out["roc_auc"] = _finite(skm.roc_auc_score(y_pos, score)) if len(np.unique(y_pos)) > 1 else None
+        out["pr_auc"] = _finite(skm.average_precision_score(y_pos, score)) if y_pos.any() else None
         out["accuracy"] = float(skm.accuracy_score(y_pos, predicted))
+        out["base_rate"] = float(y_pos.mean()) if len(y_pos) else None
+        out["threshold"] = float(threshold)
+        out["precision"] = float(skm.precision_score(y_pos, predicted, zero_division=0))
+        out["recall"] = float(skm.recall_score(y_pos, predicted, zero_division=0))
+        out["f1"] = float(skm.f1_score(y_pos, predicted, zero_division=0))
         out["confusion_matrix"] = skm.confusion_matrix(y_pos, predicted, labels=[0, 1]).tolist()
-    out["pr_auc"] = _finite(skm.average_precision_score(y_pos, pos_score)) if y_pos.any() else None
-    out["base_rate"] = float(y_pos.mean()) if len(y_pos) else None
-    out["threshold"] = float(threshold)
-    out["precision"] = float(skm.precision_score(y_pos, predicted, zero_division=0))
-    out["recall"] = float(skm.recall_score(y_pos, predicted, zero_division=0))
-    out["f1"] = float(skm.f1_score(y_pos, predicted, zero_division=0))
     if token is not None and ts_us is not None:
         out.update(event_metrics(token, ts_us, y_pos, predicted))
     return out
@@ -240,3 +251,90 @@ def evaluate_gate(metrics: dict[str, Any], gate: dict[str, float]) -> GateResult
         op = ">=" if kind == "min" else "<="
         checks.append({"rule": f"{metric} {op} {bound}", "metric": metric, "value": value, "bound": bound, "passed": bool(ok)})
     return GateResult(passed=all(c["passed"] for c in checks), checks=checks)
+
+
+@dataclass(frozen=True)
+class WalkForwardFold:
+    """One expanding-window fold: train on everything before ``[test_start_us, test_end_us)``."""
+
+    index: int
+    train: pl.DataFrame
+    test: pl.DataFrame
+    test_start_us: int
+    test_end_us: int
+    purged_rows: int
+    embargoed_rows: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "train_rows": self.train.height, "test_rows": self.test.height,
+            "test_start_us": self.test_start_us, "test_end_us": self.test_end_us,
+            "purged_rows": self.purged_rows, "embargoed_rows": self.embargoed_rows,
+        }
+
+
+def walk_forward_boundaries(ts_us: np.ndarray, n_folds: int = 4, min_train_fraction: float = 0.3) -> list[int]:
+    """``n_folds + 1`` instants: test fold k is ``[b[k], b[k + 1])`` (the last ends at max ts + 1 µs).
+
+    ``b[0]`` is the timestamp at row quantile ``min_train_fraction`` (rows before it are initial
+    training only); the rows from ``b[0]`` on are cut into ``n_folds`` blocks of about equal row
+    counts at the timestamps of rows ``i0 + k * m // n_folds`` (``i0``: first row at ``b[0]``,
+    ``m``: rows from there on). Rows sharing a timestamp always land in the same block.
+    """
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be >= 1, got {n_folds}")
+    if not 0.0 < min_train_fraction < 1.0:
+        raise ValueError(f"min_train_fraction must be in (0, 1), got {min_train_fraction}")
+    ts = np.sort(np.asarray(ts_us, dtype=np.int64))
+    n = len(ts)
+    distinct = len(np.unique(ts))
+    if n == 0:
+        raise ValueError("no rows for walk-forward folds")
+    b0 = int(ts[min(int(n * min_train_fraction + 1e-9), n - 1)])
+    i0 = int(np.searchsorted(ts, b0, side="left"))
+    m = n - i0
+    bounds = [b0] + [int(ts[i0 + k * m // n_folds]) for k in range(1, n_folds)] + [int(ts[-1]) + 1]
+    if not (ts[0] < b0 and all(a < b for a, b in zip(bounds, bounds[1:]))):
+        raise ValueError(
+            f"too few distinct timestamps ({distinct} in {n} rows) for {n_folds} walk-forward folds "
+            f"after an initial training share of {min_train_fraction:g}"
+        )
+    return bounds
+
+
+def walk_forward_folds(
+    rows: pl.DataFrame,
+    n_folds: int = 4,
+    embargo_us: int = 0,
+    min_train_fraction: float = 0.3,
+) -> list[WalkForwardFold]:
+    """Expanding-window walk-forward folds with purging and an embargo before each test fold.
+
+    Rows are ordered by ``ts`` (stable, so ties keep their input order); the boundaries come from
+    :func:`walk_forward_boundaries`. For fold k with test span ``[test_start, test_end)``:
+
+    * test = rows with ``test_start <= ts < test_end``;
+    * train = rows with ``ts < test_start``, minus the *purged* rows whose label span
+      ``[ts, horizon_end)`` overlaps the test span (``horizon_end > test_start``), minus the
+      *embargoed* rows with ``ts`` in ``[test_start - embargo_us, test_start)`` that survived
+      the purge (a row both purged and embargoed counts as purged).
+
+    Raises ``ValueError`` when there are too few distinct timestamps for the folds.
+    """
+    if embargo_us < 0:
+        raise ValueError(f"embargo_us must be >= 0, got {embargo_us}")
+    rows = rows.sort("ts", maintain_order=True)
+    ts = rows.select(_us("ts")).to_series().to_numpy()
+    bounds = walk_forward_boundaries(ts, n_folds, min_train_fraction)
+    folds = []
+    for k in range(n_folds):
+        start, end = bounds[k], bounds[k + 1]
+        test = rows.filter((_us("ts") >= start) & (_us("ts") < end))
+        before = rows.filter(_us("ts") < start)
+        purged = purge_overlapping(before, start, end)
+        train = purged.filter(_us("ts") < start - embargo_us)
+        folds.append(WalkForwardFold(
+            index=k, train=train, test=test, test_start_us=start, test_end_us=end,
+            purged_rows=before.height - purged.height, embargoed_rows=purged.height - train.height,
+        ))
+    return folds

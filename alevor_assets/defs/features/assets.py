@@ -1,6 +1,6 @@
 """Features, labels and per-spec training rows."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
@@ -21,8 +21,9 @@ from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings
 from alevor_assets.lib.features import compute_features, restrict_to_window
 from alevor_assets.lib.labels import LabelContext, finalize_labels
-from alevor_assets.lib.modeling import build_training_rows
-from alevor_assets.lib.schemas import DATE_COLUMN
+from alevor_assets.lib.modeling import build_training_rows, spec_features
+from alevor_assets.lib.schemas import DATE_COLUMN, UTC_US
+from alevor_assets.lib.specs import LabelSpec, ModelSpec
 from alevor_assets.lib.warehouse import Warehouse
 
 GROUP = "features"
@@ -36,11 +37,6 @@ def _day_start_us(day: date) -> int:
 
 def _days_spanned(delta: timedelta) -> int:
     return -(-int(delta.total_seconds()) // 86_400) if delta > timedelta(0) else 0
-
-
-# How far labels reach around their day, over every label set the specs use.
-_LOOK_AHEAD_DAYS = max([_days_spanned(s.build().look_ahead(i)) for (i, _), s in LABEL_SETS.items()] or [0])
-_LOOK_BACK_DAYS = max([_days_spanned(s.build().look_back(i)) for (i, _), s in LABEL_SETS.items()] or [0])
 
 
 def _token_batches(wh: Warehouse, day: date, target_rows: int = 4_000_000) -> list[list[str]]:
@@ -127,77 +123,101 @@ def _bars_window(wh: Warehouse, interval: str, first: date, last: date) -> tuple
     return frame.sort("token", "ts"), _day_start_us(end_day)
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=LABELS_CHECKS,
-    output_required=False,
-    deps=[
-        dg.AssetDep(
-            bars,
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-_LOOK_BACK_DAYS, end_offset=max(_LOOK_AHEAD_DAYS, 1),
-                allow_nonexistent_upstream_partitions=True,
+def _reach_days(label_sets: Mapping[tuple[str, str], LabelSpec]) -> tuple[int, int]:
+    """How many days before and after its own day any label set reads."""
+    back = [_days_spanned(s.build().look_back(i)) for (i, _), s in label_sets.items()]
+    ahead = [_days_spanned(s.build().look_ahead(i)) for (i, _), s in label_sets.items()]
+    return max(back or [0]), max(ahead or [0])
+
+
+def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.AssetsDefinition:
+    """The ``labels`` asset for these (interval, label set) pairs."""
+    back_days, ahead_days = _reach_days(label_sets)
+
+    @dg.asset(
+        name="labels",
+        group_name=GROUP,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
+        check_specs=LABELS_CHECKS,
+        output_required=False,
+        deps=[
+            dg.AssetDep(
+                bars,
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-back_days, end_offset=max(ahead_days, 1), allow_nonexistent_upstream_partitions=True,
+                ),
             ),
-        ),
-        dg.AssetDep(labelled_events, partition_mapping=following_days(0)),
-    ],
-    kinds={"polars", "parquet"},
-)
-def labels(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
-    """Training targets for every label set the model specs use (`strategy` names the set), with
-    `weight` and `horizon_end`, the end of what each label looks at. Forward-looking labels read
-    the head of later days; a label whose horizon is not covered yet is left out until it is."""
-    wh = storage.warehouse
-    batch = PartitionBatch(storage, "labels", context.run.run_id, sort_by=["token", "ts"])
-    for day in partition_days(context):
-        for interval in {i for i, _ in LABEL_SETS}:
-            wh.require("bars", day, {"interval": interval})
-        events_files = wh.partition_files("labelled_events", [day])
-        events = pl.read_parquet(events_files).unique() if events_files else None
-        token_files = wh.partition_files("tokens", [day])
-        token_meta = pl.read_parquet(token_files) if token_files else None
-        for (interval, set_name), label_spec in LABEL_SETS.items():
-            strategy = label_spec.build()
-            if strategy.needs_events and events is None:
-                raise dg.Failure(f"label set {set_name!r} needs labelled_events for {day}; materialize it first")
-            look_back, look_ahead = strategy.look_back(interval), strategy.look_ahead(interval)
-            first = day - timedelta(days=_days_spanned(look_back))
-            last = day + timedelta(days=_days_spanned(look_ahead))
-            window, data_end = _bars_window(wh, interval, first, last)
-            if window.height == 0:
-                raw = pl.DataFrame(schema={"token": pl.Utf8, "ts": pl.Datetime("us", "UTC"), "label": pl.Int64, "horizon_end": pl.Datetime("us", "UTC")})
-            else:
-                raw = strategy.compute(LabelContext(window, interval, events=events, tokens=token_meta))
-                raw = restrict_to_window(raw, _day_start_us(day), _day_start_us(day + DAY))
-            frame = finalize_labels(raw, set_name, interval, strategy.task, data_end).with_columns(
-                pl.lit(day).alias(DATE_COLUMN)
-            )
-            if batch.audit(day, frame, validate_labels(frame)):
-                batch.stage(day, frame, {"interval": interval, "strategy": set_name})
-    yield from batch.finish(context, {"label_sets": ", ".join(f"{s}@{i}" for i, s in LABEL_SETS)})
+            dg.AssetDep(labelled_events, partition_mapping=following_days(0)),
+            tokens,
+        ],
+        kinds={"polars", "parquet"},
+    )
+    def _labels(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
+        """Training targets for every label set the model specs use (`strategy` names the set),
+        with `weight`, `horizon_end` (the end of what each label looks at) and, for tradable
+        strategies, `realized_return`. Forward-looking labels read the head of later days; a
+        label whose horizon is not covered by data yet is left out until it is."""
+        wh = storage.warehouse
+        batch = PartitionBatch(storage, "labels", context.run.run_id, sort_by=["token", "ts"])
+        for day in partition_days(context):
+            for interval in sorted({i for i, _ in label_sets}):
+                wh.require("bars", day, {"interval": interval})
+            events_files = wh.partition_files("labelled_events", [day])
+            events = pl.read_parquet(events_files).unique() if events_files else None
+            token_files = wh.partition_files("tokens", [day])
+            token_meta = pl.read_parquet(token_files) if token_files else None
+            for (interval, set_name), label_spec in label_sets.items():
+                strategy = label_spec.build()
+                if strategy.needs_events and events is None:
+                    raise dg.Failure(f"label set {set_name!r} needs labelled_events for {day}; materialize it first")
+                first = day - timedelta(days=_days_spanned(strategy.look_back(interval)))
+                last = day + timedelta(days=_days_spanned(strategy.look_ahead(interval)))
+                window, data_end = _bars_window(wh, interval, first, last)
+                if window.height == 0:
+                    raw = pl.DataFrame(schema={"token": pl.Utf8, "ts": UTC_US, "label": pl.Int64, "horizon_end": UTC_US})
+                else:
+                    raw = strategy.compute(LabelContext(window, interval, events=events, tokens=token_meta))
+                    raw = restrict_to_window(raw, _day_start_us(day), _day_start_us(day + DAY))
+                frame = finalize_labels(raw, set_name, interval, strategy.task, data_end).with_columns(
+                    pl.lit(day).alias(DATE_COLUMN)
+                )
+                if batch.audit(day, frame, validate_labels(frame)):
+                    batch.stage(day, frame, {"interval": interval, "strategy": set_name})
+        yield from batch.finish(context, {"label_sets": ", ".join(f"{s}@{i}" for i, s in label_sets)})
+
+    return _labels
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=TRAINING_SET_CHECKS,
-    output_required=False,
-    deps=[features, labels],
-    kinds={"polars", "parquet"},
-)
-def training_set(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
-    """Per model spec (`spec`), the rows it trains on: the spec's features joined with its labels
-    on (token, interval, ts), after the spec's filters (e.g. young tokens only)."""
-    wh = storage.warehouse
-    batch = PartitionBatch(storage, "training_set", context.run.run_id, sort_by=["token", "ts"])
-    for day in partition_days(context):
-        for spec in MODEL_SPECS:
-            feats = wh.read_partition("features", day, {"interval": spec.interval})
-            labs = wh.read_partition("labels", day, {"interval": spec.interval, "strategy": spec.label.set_name})
-            rows = build_training_rows(spec, feats, labs).with_columns(pl.lit(day).alias(DATE_COLUMN))
-            if batch.audit(day, rows, validate_training_rows(rows)):
-                batch.stage(day, rows, {"spec": spec.name})
-    yield from batch.finish(context, {"specs": ", ".join(s.name for s in MODEL_SPECS)})
+def build_training_set_asset(specs: Sequence[ModelSpec], labels_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """The ``training_set`` asset for these specs."""
+
+    @dg.asset(
+        name="training_set",
+        group_name=GROUP,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
+        check_specs=TRAINING_SET_CHECKS,
+        output_required=False,
+        deps=[features, labels_asset],
+        kinds={"polars", "parquet"},
+    )
+    def _training_set(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
+        """Per model spec (`spec`), the rows it trains on: the spec's features joined with its
+        labels on (token, interval, ts), after the spec's filters (e.g. young tokens only)."""
+        wh = storage.warehouse
+        batch = PartitionBatch(storage, "training_set", context.run.run_id, sort_by=["token", "ts"])
+        for day in partition_days(context):
+            for spec in specs:
+                feats = wh.read_partition("features", day, {"interval": spec.interval})
+                labs = wh.read_partition("labels", day, {"interval": spec.interval, "strategy": spec.label.set_name})
+                rows = build_training_rows(spec, feats, labs).with_columns(pl.lit(day).alias(DATE_COLUMN))
+                if batch.audit(day, rows, validate_training_rows(rows, spec_features(spec, feats.columns[3:]))):
+                    batch.stage(day, rows, {"spec": spec.name})
+        yield from batch.finish(context, {"specs": ", ".join(s.name for s in specs)})
+
+    return _training_set
+
+
+labels = build_labels_asset(LABEL_SETS)
+training_set = build_training_set_asset(MODEL_SPECS, labels)

@@ -12,7 +12,7 @@ from alevor_assets.defs.modeling.checks import GATE_CHECK, gate_check_result, ga
 from alevor_assets.defs.modeling.specs import MODEL_SPECS
 from alevor_assets.defs.partitions import single_run
 from alevor_assets.defs.resources import AlevorStorage
-from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_report
+from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_report, walk_forward
 from alevor_assets.lib.registry import ArtifactIntegrityError
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import make_trainer
@@ -35,21 +35,23 @@ def training_window(wh: Warehouse, spec: ModelSpec) -> list[date]:
 def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tuple[pl.DataFrame, dict[str, int]]:
     frames = {d.isoformat(): wh.read_partition("training_set", d, {"spec": spec.name}) for d in days}
     counts = {k: v.height for k, v in frames.items()}
-    return pl.concat(list(frames.values()), how="vertical_relaxed"), counts
+    # Days without any labelled row carry no realized_return column; align by name.
+    return pl.concat(list(frames.values()), how="diagonal_relaxed"), counts
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition = training_set) -> list[dg.AssetsDefinition]:
+    """``model_<name>`` and ``validation_<name>`` for one spec (a group of their own)."""
     model_key = f"model_{spec.name}"
     group = spec.name
 
     @dg.asset(
         name=model_key,
         group_name=group,
-        deps=[training_set],
+        deps=[training_set_asset],
         # Not partitioned; the policy lets `--partition-range` select the whole graph in one run.
         backfill_policy=single_run,
         kinds={spec.trainer.name.split("_")[0]},
@@ -130,7 +132,12 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 f"(rows {counts} vs {meta['training']['rows_by_partition']}); rematerialize {model_key}"
             )
         test = split_rows(spec, rows).test.rows
-        metrics, score = evaluate(trainer, test, meta["features"], meta["threshold"])
+        classes = (meta.get("fit") or {}).get("classes")
+        evaluation = evaluate(spec, trainer, test, meta["features"], meta["threshold"], classes)
+        metrics = evaluation.metrics
+        walk = walk_forward(spec, rows, meta["features"], lambda: make_trainer(spec.trainer.name, spec.trainer.params))
+        if walk.get("mean") is not None:
+            metrics[f"walk_forward_{spec.primary_metric}_mean"] = walk["mean"]
         gate = evaluate_gate(metrics, spec.gate)
         new_value = metrics.get(spec.primary_metric)
         incumbent = registry.promoted(spec.name)
@@ -138,8 +145,9 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         if incumbent is not None:
             try:
                 old, old_mv = registry.load(spec.name, int(incumbent["version"]))
-                old_metrics, _ = evaluate(old, test, old_mv.metadata["features"], old_mv.metadata["threshold"])
-                incumbent_value = old_metrics.get(spec.primary_metric)
+                old_meta = old_mv.metadata
+                old_eval = evaluate(spec, old, test, old_meta["features"], old_meta["threshold"], (old_meta.get("fit") or {}).get("classes"))
+                incumbent_value = old_eval.metrics.get(spec.primary_metric)
                 incumbent_note = f"v{incumbent['version']} scores {incumbent_value} on the same test rows"
             except (ArtifactIntegrityError, KeyError, ValueError, pl.exceptions.ColumnNotFoundError) as exc:
                 incumbent_value = incumbent.get("primary_value")
@@ -153,7 +161,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         else:
             decision = f"**Not promoted**: {spec.primary_metric} = {new_value} does not beat the incumbent ({incumbent_note})."
         report = validation_report(
-            spec, version, metrics, spec.gate, decision, meta.get("feature_importance", {}), test, score, meta["training"]
+            spec, version, evaluation, decision, meta.get("feature_importance", {}), test, meta["training"], walk
         )
         report_path = report.write(mv.directory)
         registry.record_validation(
@@ -169,6 +177,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "report": dg.MetadataValue.md(report.markdown(inline_plots=True)),
                 "report_path": dg.MetadataValue.path(str(report_path)),
                 "metrics": dg.MetadataValue.json({k: v for k, v in metrics.items()}),
+                "walk_forward": dg.MetadataValue.json(walk),
                 **{k: v for k, v in _scalars(metrics).items()},
             },
             check_results=[gate_check_result(gate)],
@@ -177,5 +186,16 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     return [_model, _validation]
 
 
+def build_spec_assets(specs: list[ModelSpec]) -> list[dg.AssetsDefinition]:
+    """``labels``, ``training_set`` and every model and validation asset for ``specs`` (for a
+    graph of your own specs, e.g. in a notebook or a test)."""
+    from alevor_assets.defs.features.assets import build_labels_asset, build_training_set_asset
+    from alevor_assets.lib.specs import label_sets
+
+    labels_asset = build_labels_asset(label_sets(specs))
+    training = build_training_set_asset(specs, labels_asset)
+    return [labels_asset, training, *(a for spec in specs for a in build_model_assets(spec, training))]
+
+
 MODEL_ASSETS = [a for spec in MODEL_SPECS for a in build_model_assets(spec)]
-__all__ = ["GATE_CHECK", "MODEL_ASSETS", "build_model_assets", "training_window"]
+__all__ = ["GATE_CHECK", "MODEL_ASSETS", "build_model_assets", "build_spec_assets", "training_window"]

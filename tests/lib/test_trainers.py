@@ -1,0 +1,267 @@
+"""Every registered trainer: fits a learnable problem, round-trips through its artifact with
+identical scores, handles arbitrary class labels, validates its hyperparameters; the MLPs stop
+early on the validation fold; skops artifacts holding types outside the allowlist are refused."""
+
+import collections
+import json
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+import pytest
+import skops.io as sio
+from sklearn.metrics import log_loss, r2_score, roc_auc_score
+
+from alevor_assets.lib.catalog import Catalog
+from alevor_assets.lib.registry import ModelRegistry
+from alevor_assets.lib.training import SKOPS_TRUSTED_PREFIXES, check_skops_file, make_trainer, trainers
+
+N, N_TRAIN, N_FEATURES = 2000, 1400, 5
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+
+# Smaller ensembles than the defaults keep the suite quick on two cores; everything else default.
+FAST = {
+    "random_forest_classifier": {"n_estimators": 60},
+    "random_forest_regressor": {"n_estimators": 60},
+    "xgboost_classifier": {"n_estimators": 150, "early_stopping_rounds": 20},
+    "xgboost_regressor": {"n_estimators": 150, "early_stopping_rounds": 20},
+}
+EXPECTED = {
+    "xgboost_classifier", "xgboost_regressor", "random_forest_classifier", "random_forest_regressor",
+    "logistic_regression", "linear_regression", "mlp_classifier", "mlp_regressor", "svm_classifier",
+    "svm_regressor",
+}
+ALL = sorted(trainers())
+CLASSIFIERS = [n for n in ALL if trainers()[n].task == "classification"]
+SKLEARN = [n for n in ALL if trainers()[n].artifact_file == "model.skops"]
+
+
+@lru_cache(maxsize=None)
+def _data():
+    """5 features with ~10% nulls; a signal on f0..f2, f3/f4 pure noise."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(N, N_FEATURES))
+    signal = 1.2 * x[:, 0] + 0.8 * x[:, 1] - 0.6 * x[:, 2]
+    x[rng.random(x.shape) < 0.1] = np.nan
+    frame = pl.DataFrame({f: x[:, i] for i, f in enumerate(FEATURES)}, nan_to_null=True)
+    binary = (signal + 0.6 * rng.normal(size=N) > 0.4).astype(np.int64)  # ~35% positives
+    three = np.digitize(signal + 0.4 * rng.normal(size=N), [-0.7, 0.7]) - 1  # -1 / 0 / 1
+    regression = signal + 0.4 * rng.normal(size=N)
+    noise_class = rng.integers(0, 2, size=N)
+    noise_value = rng.normal(size=N)
+    return frame, {"binary": binary, "three": three, "regression": regression,
+                   "noise_class": noise_class, "noise_value": noise_value}
+
+
+def _fit(name, labels, params=None, weights=None):
+    frame, ys = _data()
+    y = ys[labels]
+    w = np.ones(N) if weights is None else weights
+    trainer = make_trainer(name, {**FAST.get(name, {}), **(params or {})})
+    trainer.fit(frame[:N_TRAIN], y[:N_TRAIN], w[:N_TRAIN], frame[N_TRAIN:], y[N_TRAIN:], w[N_TRAIN:])
+    return trainer, frame[N_TRAIN:], y[N_TRAIN:]
+
+
+def _task_labels(name):
+    return "binary" if trainers()[name].task == "classification" else "regression"
+
+
+def test_every_family_is_registered():
+    assert EXPECTED <= set(ALL)
+    for name in SKLEARN:
+        assert trainers()[name].artifact_file == "model.skops"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fit_beats_chance_and_round_trips(name, tmp_path):
+    trainer, xv, yv = _fit(name, _task_labels(name))
+    score = trainer.predict_score(xv)
+    assert score.shape == (len(yv),) and np.isfinite(score).all()
+    if trainer.task == "classification":
+        assert roc_auc_score(yv, score) > 0.8
+        assert ((score >= 0) & (score <= 1)).all()
+    else:
+        assert r2_score(yv, score) > 0.5
+
+    artifact = trainer.save(tmp_path)
+    assert artifact.name == trainer.artifact_file
+    fresh = make_trainer(name, json.loads(json.dumps(trainer.params())))  # as metadata.json holds them
+    fresh.load(artifact)
+    np.testing.assert_array_equal(fresh.predict_score(xv), score)
+
+    importance = fresh.feature_importance()
+    if importance:
+        assert set(importance) == set(FEATURES)
+        assert sum(importance.values()) == pytest.approx(1.0)
+        top_two = sorted(importance, key=importance.get, reverse=True)[:2]
+        assert set(top_two) <= {"f0", "f1", "f2"}
+    json.dumps(trainer.fit_info(), default=str)  # goes into metadata.json
+
+
+@pytest.mark.parametrize("name", SKLEARN)
+def test_sklearn_artifacts_are_skops_within_the_allowlist(name, tmp_path):
+    trainer, xv, _ = _fit(name, _task_labels(name))
+    artifact = trainer.save(tmp_path)
+    with open(artifact, "rb") as fh:
+        assert fh.read(2) == b"PK"  # a skops zip (JSON + arrays), not a pickle stream
+    for t in check_skops_file(artifact):
+        assert t.startswith(SKOPS_TRUSTED_PREFIXES)
+    # The fitted column order is kept; a frame with the columns reordered scores the same.
+    assert trainer.fit_info()["features"] == FEATURES
+    np.testing.assert_array_equal(trainer.predict_score(xv.select(FEATURES[::-1])), trainer.predict_score(xv))
+    with pytest.raises(ValueError, match="missing"):
+        trainer.predict_score(xv.drop("f3"))
+    # Fixed seeds: a second fit gives the same model.
+    again, _, _ = _fit(name, _task_labels(name))
+    np.testing.assert_array_equal(again.predict_score(xv), trainer.predict_score(xv))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_multiclass_labels_minus_one_zero_one(name, tmp_path):
+    trainer, xv, yv = _fit(name, "three")
+    proba = trainer.predict_score(xv)
+    assert proba.shape == (len(yv), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert trainer.fit_info()["classes"] == [-1, 0, 1]
+    # Columns follow the sorted class values.
+    for column, cls in enumerate([-1, 0, 1]):
+        assert roc_auc_score(yv == cls, proba[:, column]) > 0.8
+    assert roc_auc_score(yv, proba, multi_class="ovr") > 0.8
+    predicted = np.array([-1, 0, 1])[proba.argmax(axis=1)]
+    assert (predicted == yv).mean() > 0.6
+    fresh = make_trainer(name, trainer.params())
+    fresh.load(trainer.save(tmp_path))
+    np.testing.assert_array_equal(fresh.predict_score(xv), proba)
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_binary_score_is_the_larger_class(name):
+    """Labels -1/1: the score is P(1), not P(-1)."""
+    frame, ys = _data()
+    y = np.where(ys["binary"] == 1, 1, -1)
+    trainer = make_trainer(name, FAST.get(name, {}))
+    trainer.fit(frame[:N_TRAIN], y[:N_TRAIN], np.ones(N_TRAIN), frame[N_TRAIN:], y[N_TRAIN:], np.ones(N - N_TRAIN))
+    score = trainer.predict_score(frame[N_TRAIN:])
+    assert score.ndim == 1
+    assert roc_auc_score(y[N_TRAIN:] == 1, score) > 0.8
+
+
+@pytest.mark.parametrize("name", SKLEARN)
+def test_missing_and_infinite_values_are_imputed(name):
+    rng = np.random.default_rng(3)
+    n = 300
+    a = rng.normal(size=n)
+    b = rng.normal(size=n)
+    b[::17] = np.inf
+    frame = pl.DataFrame(
+        {"a": a, "empty": [None] * n, "b": b}, schema={"a": pl.Float64, "empty": pl.Float64, "b": pl.Float64}
+    )
+    y = (a > 0).astype(np.int64) if trainers()[name].task == "classification" else a
+    trainer = make_trainer(name, FAST.get(name, {}))
+    trainer.fit(frame[:200], y[:200], np.ones(200), frame[200:], y[200:], np.ones(100))
+    score = trainer.predict_score(frame[200:])
+    assert np.isfinite(score).all()
+    assert set(trainer.feature_importance()) in (set(), {"a", "empty", "b"})
+
+
+def test_make_trainer_validates_hyperparameters():
+    with pytest.raises(ValueError, match="no hyperparameter"):
+        make_trainer("random_forest_classifier", {"n_trees": 10})
+    with pytest.raises(ValueError, match="no hyperparameter"):
+        make_trainer("mlp_classifier", {"hidden_layers": "8"})
+    bad = [
+        ("random_forest_classifier", {"n_estimators": "many"}),
+        ("random_forest_classifier", {"n_estimators": True}),
+        ("random_forest_classifier", {"n_estimators": 0}),
+        ("random_forest_classifier", {"max_depth": 2.5}),
+        ("random_forest_classifier", {"max_features": "all"}),
+        ("random_forest_regressor", {"max_features": 1.5}),
+        ("random_forest_classifier", {"balance_classes": "yes"}),
+        ("logistic_regression", {"C": "big"}),
+        ("logistic_regression", {"C": -1.0}),
+        ("logistic_regression", {"max_iter": 1.5}),
+        ("linear_regression", {"alpha": [1.0]}),
+        ("svm_classifier", {"C": 0}),
+        ("svm_regressor", {"epsilon": -0.1}),
+        ("mlp_classifier", {"hidden_layer_sizes": "64,abc"}),
+        ("mlp_classifier", {"hidden_layer_sizes": [64, 0]}),
+        ("mlp_regressor", {"hidden_layer_sizes": 2.5}),
+        ("mlp_regressor", {"patience": "ten"}),
+        ("mlp_regressor", {"learning_rate_init": 0}),
+    ]
+    for name, params in bad:
+        with pytest.raises(ValueError):
+            make_trainer(name, params)
+            pytest.fail(f"{name} accepted {params}")
+    # Accepted spellings are normalized, so params() is plain JSON and round-trips.
+    mlp = make_trainer("mlp_classifier", {"hidden_layer_sizes": [32, 16], "max_epochs": 50.0})
+    assert mlp.params()["hidden_layer_sizes"] == "32,16" and mlp.params()["max_epochs"] == 50
+    assert make_trainer("mlp_regressor", {"hidden_layer_sizes": " 8 "}).params()["hidden_layer_sizes"] == "8"
+    rf = make_trainer("random_forest_classifier", {"max_depth": None, "max_features": 0.5})
+    assert rf.params()["max_depth"] is None and rf.params()["max_features"] == 0.5
+    assert make_trainer("random_forest_classifier", {"max_depth": 8}).params()["max_depth"] == 8
+    assert make_trainer("random_forest_regressor").params()["max_features"] == 1.0
+    assert make_trainer("logistic_regression", {"C": 2}).params()["C"] == 2.0
+
+
+def test_mlp_classifier_stops_early_on_noise_and_keeps_the_best_epoch():
+    trainer, xv, yv = _fit("mlp_classifier", "noise_class", {"patience": 5, "balance_classes": False})
+    info = trainer.fit_info()
+    assert info["stopped_early"] and info["epochs_run"] < trainer.max_epochs
+    assert info["epochs_run"] == info["best_epoch"] + trainer.patience
+    # The kept weights are the best epoch's, not the last one's.
+    assert log_loss(yv, trainer.predict_score(xv)) == pytest.approx(info["best_validation_loss"], rel=1e-9)
+
+
+def test_mlp_regressor_stops_early_on_noise_and_keeps_the_best_epoch():
+    trainer, xv, yv = _fit("mlp_regressor", "noise_value", {"patience": 5})
+    info = trainer.fit_info()
+    assert info["stopped_early"] and info["epochs_run"] < trainer.max_epochs
+    assert info["epochs_run"] == info["best_epoch"] + trainer.patience
+    mse = np.mean((trainer.predict_score(xv) - yv) ** 2) / info["target_scale"] ** 2
+    assert mse == pytest.approx(info["best_validation_loss"], rel=1e-9)
+
+
+class NotAModel:
+    """A type no allowlist covers."""
+
+    def __init__(self):
+        self.payload = "anything"
+
+
+@pytest.mark.parametrize(
+    "smuggled, refused",
+    [
+        (NotAModel(), "NotAModel"),
+        (collections.Counter("abc"), "collections.Counter"),
+        (eval, "builtins.eval"),
+        (np.load, "numpy.load"),  # allowlisted module, but a function, not a class
+    ],
+)
+def test_skops_types_outside_the_allowlist_are_refused(smuggled, refused, tmp_path):
+    path = tmp_path / "crafted.skops"
+    sio.dump({"format": "alevor.sklearn/1", "trainer": "logistic_regression", "model": smuggled,
+              "features": FEATURES, "classes": [0, 1], "info": {}}, path)
+    artifact = path.rename(tmp_path / "model.skops")
+    with pytest.raises(ValueError, match="refusing to load") as err:
+        make_trainer("logistic_regression").load(artifact)
+    assert refused in str(err.value)
+
+
+def test_an_artifact_of_another_trainer_is_refused(tmp_path):
+    trainer, _, _ = _fit("logistic_regression", "binary")
+    artifact = trainer.save(tmp_path)
+    with pytest.raises(ValueError, match="not a svm_classifier artifact"):
+        make_trainer("svm_classifier").load(artifact)
+
+
+def test_registry_round_trips_a_skops_model(tmp_path):
+    trainer, xv, _ = _fit("svm_classifier", "binary")
+    registry = ModelRegistry(tmp_path / "models", Catalog(tmp_path / "alevor.duckdb"))
+    meta = {"trainer": {"name": trainer.name, "params": trainer.params()}, "features": FEATURES,
+            "fit": trainer.fit_info(), "interval": "1m", "code_version": "test"}
+    version = registry.save("svm", trainer, meta)
+    assert version.artifact.name == "model.skops"
+    loaded, _ = registry.load("svm", version.version)
+    np.testing.assert_array_equal(loaded.predict_score(xv), trainer.predict_score(xv))
+    assert loaded.fit_info()["classes"] == [0, 1]
