@@ -15,6 +15,7 @@ from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import Trainer
 from alevor_assets.lib.backtest import BacktestResult, backtest
 from alevor_assets.lib.validation import (
+    InsufficientDataError,
     Split,
     best_f1_threshold,
     chronological_split,
@@ -112,7 +113,7 @@ def train(spec: ModelSpec, rows: pl.DataFrame, trainer: Trainer) -> TrainResult:
     split = split_rows(spec, rows)
     for fold in (split.train, split.validation, split.test):
         if fold.height == 0:
-            raise ValueError(f"spec {spec.name}: the {fold.name} fold is empty after purging; widen the window")
+            raise InsufficientDataError(f"spec {spec.name}: the {fold.name} fold is empty after purging; more days will fill it")
     xt, yt, wt = _xyw(split.train.rows, features)
     xv, yv, wv = _xyw(split.validation.rows, features)
     trainer.fit(xt, yt, wt, xv, yv, wv)

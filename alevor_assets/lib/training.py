@@ -26,6 +26,8 @@ from typing import Any, ClassVar, Iterator, TypeVar
 import numpy as np
 import polars as pl
 
+from alevor_assets.lib.validation import InsufficientDataError
+
 
 class Trainer:
     """Base class for trainers; subclasses are dataclasses registered with ``@register_trainer``."""
@@ -195,7 +197,7 @@ class XGBoostClassifier(_XGBoostBase):
         classes = np.unique(np.concatenate([y_train, y_val]))
         self._classes = [int(c) for c in classes]
         if len(classes) < 2:
-            raise ValueError(f"training data has a single class {self._classes}; nothing to learn")
+            raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
         # Labels must be 0..k-1 for XGBoost; keep the mapping to report the original values.
         index = {c: i for i, c in enumerate(self._classes)}
         yt = np.array([index[int(v)] for v in y_train])
@@ -407,7 +409,7 @@ class _SklearnTrainer(Trainer):
         classes = np.unique(np.concatenate([yt, yv]))
         self._classes = [int(c) for c in classes]
         if len(classes) < 2:
-            raise ValueError(f"training data has a single class {self._classes}; nothing to learn")
+            raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
         absent = sorted(set(self._classes) - {int(c) for c in np.unique(yt)})
         if absent:
             raise ValueError(

@@ -18,6 +18,10 @@ import polars as pl
 from sklearn import metrics as skm
 
 
+class InsufficientDataError(ValueError):
+    """Not enough rows, timestamps or classes to train or evaluate yet (more days will fix it)."""
+
+
 @dataclass(frozen=True)
 class Fold:
     """A time span ``[start_us, end_us)`` and the rows that belong to it."""
@@ -77,12 +81,12 @@ def chronological_split(
     the validation fold, and validation rows whose horizon reaches the test fold, are purged.
     """
     if rows.height < 10:
-        raise ValueError(f"too few rows to split: {rows.height}")
+        raise InsufficientDataError(f"too few rows to split: {rows.height}")
     ts = rows.select(_us("ts").sort()).to_series().to_numpy()
     b1 = int(ts[min(int(len(ts) * train), len(ts) - 1)])
     b2 = int(ts[min(int(len(ts) * (train + validation)), len(ts) - 1)])
     if not (ts[0] < b1 < b2 <= ts[-1]):
-        raise ValueError("not enough distinct timestamps for a train/validation/test split")
+        raise InsufficientDataError("not enough distinct timestamps for a train/validation/test split")
     end = int(ts[-1]) + 1
     t = rows.filter(_us("ts") < b1)
     v = rows.filter((_us("ts") >= b1) & (_us("ts") < b2))
@@ -289,13 +293,13 @@ def walk_forward_boundaries(ts_us: np.ndarray, n_folds: int = 4, min_train_fract
     n = len(ts)
     distinct = len(np.unique(ts))
     if n == 0:
-        raise ValueError("no rows for walk-forward folds")
+        raise InsufficientDataError("no rows for walk-forward folds")
     b0 = int(ts[min(int(n * min_train_fraction + 1e-9), n - 1)])
     i0 = int(np.searchsorted(ts, b0, side="left"))
     m = n - i0
     bounds = [b0] + [int(ts[i0 + k * m // n_folds]) for k in range(1, n_folds)] + [int(ts[-1]) + 1]
     if not (ts[0] < b0 and all(a < b for a, b in zip(bounds, bounds[1:]))):
-        raise ValueError(
+        raise InsufficientDataError(
             f"too few distinct timestamps ({distinct} in {n} rows) for {n_folds} walk-forward folds "
             f"after an initial training share of {min_train_fraction:g}"
         )

@@ -16,7 +16,7 @@ from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_r
 from alevor_assets.lib.registry import ArtifactIntegrityError
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import make_trainer
-from alevor_assets.lib.validation import evaluate_gate
+from alevor_assets.lib.validation import InsufficientDataError, evaluate_gate
 from alevor_assets.lib.version import code_version
 from alevor_assets.lib.warehouse import Warehouse
 
@@ -54,6 +54,7 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
         deps=[training_set_asset],
         # Not partitioned; the policy lets `--partition-range` select the whole graph in one run.
         backfill_policy=single_run,
+        output_required=False,
         kinds={spec.trainer.name.split("_")[0]},
         description=(
             f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
@@ -62,12 +63,21 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
         ),
         metadata={"spec": dg.MetadataValue.json(spec.raw())},
     )
-    def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
+    def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[Any]:
         wh = storage.warehouse
         days = training_window(wh, spec)
         rows, counts = read_training_rows(wh, spec, days)
         trainer = make_trainer(spec.trainer.name, spec.trainer.params)
-        result = train(spec, rows, trainer)
+        try:
+            result = train(spec, rows, trainer)
+        except InsufficientDataError as exc:
+            # Too little data yet is not an error of the run: record why, train once there is.
+            context.log.warning(f"{spec.name}: not trained: {exc}")
+            yield dg.AssetObservation(
+                asset_key=context.asset_key,
+                metadata={"skipped": str(exc), "dagster/row_count": rows.height, "partitions": dg.MetadataValue.json(counts)},
+            )
+            return
         importance = trainer.feature_importance()
         top = [k for k, _ in sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:10]]
         metadata = {
@@ -86,7 +96,7 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
         }
         version = storage.registry.save(spec.name, trainer, metadata)
         context.log.info(f"registered {spec.name} v{version.version} ({version.sha256[:12]})")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "version": version.version,
                 "artifact": dg.MetadataValue.path(str(version.artifact)),
