@@ -15,9 +15,20 @@ import dagster as dg
 from alevor_assets.defs.resources import build_resources
 
 
+# Evaluates every asset's automation condition once a tick (see defs/automation.py). Shipped
+# stopped: turn it on in the UI (Automation) or with `dagster sensor start automation_sensor`.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=30,
+    emit_backfills=False,
+)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+        dg.Definitions(resources=build_resources(), executor=dg.in_process_executor, sensors=[automation_sensor]),
     )

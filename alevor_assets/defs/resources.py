@@ -8,7 +8,7 @@ run config). Assets only see the interfaces.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from pydantic import Field
 from alevor_assets.lib import synthetic
 from alevor_assets.lib.bars import threshold_bar_name
 from alevor_assets.lib.catalog import Catalog
+from alevor_assets.lib.change_detection import file_day_fingerprints, fingerprint_text
 from alevor_assets.lib.features import DEFAULT_MULTI_TIMEFRAME, DEFAULT_RUSH_CHUNKS, DEFAULT_SPANS, FeatureConfig
 from alevor_assets.lib.config import pipeline_settings
 from alevor_assets.lib.intervals import interval_us, sort_intervals
@@ -159,6 +160,11 @@ class TradeSource(dg.ConfigurableResource):
     def events_database_url(self) -> str | None:
         return None
 
+    def day_fingerprints(self, lookback_days: int) -> dict[str, str] | None:
+        """Per UTC day (ISO string), a fingerprint that changes whenever that day's trades do;
+        ``None`` for a source that never changes."""
+        return None
+
     def labelled_events(self, day: date) -> pl.DataFrame:
         if not self.events:
             return self.own_events(day)
@@ -260,6 +266,11 @@ class FilesSource(TradeSource):
     def events_database_url(self) -> str | None:
         return self.pg_url or None
 
+    def day_fingerprints(self, lookback_days: int) -> dict[str, str] | None:
+        reader = self.reader()
+        files = reader.fingerprint()
+        return file_day_fingerprints(files, {path: reader.file_days(path) for path in files})
+
     def describe(self) -> str:
         return f"files({self.pattern}, format={self.format})"
 
@@ -294,6 +305,14 @@ class PostgresSource(TradeSource):
 
     def events_database_url(self) -> str | None:
         return self.url
+
+    def day_fingerprints(self, lookback_days: int) -> dict[str, str] | None:
+        reader = self.reader()
+        newest = reader.newest_trade_day()
+        if newest is None:
+            return {}
+        prints = reader.day_fingerprints(newest - timedelta(days=lookback_days), newest)
+        return {day.isoformat(): fingerprint_text(list(fp)) for day, fp in prints.items()}
 
     def describe(self) -> str:
         return f"postgres({redact(self.url)}, {self.schema_name}.{self.trade_table})"

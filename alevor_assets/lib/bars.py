@@ -13,8 +13,9 @@ Bar types, named by the ``interval`` column:
 - ``2s``, ``1m``, ``1h``, ... time bars: ``[ts, ts + interval)`` with ``ts`` an epoch multiple of
   the interval; only buckets with trades exist.
 - ``volume_<T>``: a bar closes with the trade at which the amount traded since it opened reaches
-  ``T`` (base units); ``dollar_<T>`` the same with quote amount (price × amount). The next trade
-  opens a new bar. Bars restart at every UTC day and token, so a day's bars depend on that day's
+  ``T`` (base units), together with any further trades in that same microsecond (one execution
+  burst is never split, so bars of a token never share a start time); ``dollar_<T>`` the same with
+  quote amount (price × amount). The next trade opens a new bar. Bars restart at every UTC day and token, so a day's bars depend on that day's
   trades only; the last bar of a day may hold less than ``T``. ``ts`` is the bar's first trade.
 
 Open and close are the first and last trade by (ts, trade_id).
@@ -174,7 +175,7 @@ class SortedTrades:
                 forced = token_change.copy()
                 forced[1:] |= day[1:] != day[:-1]
                 weight = self.amount if spec.kind == "volume" else self.price * self.amount
-                col = _threshold_opens(forced, weight, spec.size)
+                col = _threshold_opens(forced, weight, self.ts, spec.size)
             opens[:, k] = col
         counts = opens.sum(axis=0)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -202,13 +203,14 @@ class SortedTrades:
 
 
 @njit(cache=True, nogil=True)
-def _threshold_opens(forced, weight, threshold):  # pragma: no cover - compiled
-    """Rows that open a threshold bar: forced ones (new token or day), and the row after the one at
-    which the bar's running weight reached ``threshold``."""
+def _threshold_opens(forced, weight, ts, threshold):  # pragma: no cover - compiled
+    """Rows that open a threshold bar: forced ones (new token or day), and the first row after the
+    bar's running weight reached ``threshold`` that has a later timestamp: trades sharing one
+    timestamp stay in one bar, so a token's bars never share a start time."""
     opens = forced.copy()
     acc = 0.0
     for i in range(len(weight)):
-        if i > 0 and not forced[i] and acc >= threshold:
+        if i > 0 and not forced[i] and acc >= threshold and ts[i] != ts[i - 1]:
             opens[i] = True
         if opens[i]:
             acc = 0.0

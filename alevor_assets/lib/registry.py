@@ -114,6 +114,17 @@ class ModelRegistry:
     def promoted(self, name: str) -> dict[str, Any] | None:
         return self._row(name, None)
 
+    def latest(self, name: str) -> ModelVersion | None:
+        """The newest version of ``name`` whatever its status (metadata only; no artifact load)."""
+        with self.catalog.connect(read_only=True) as con:
+            rows = con.execute("SELECT max(version) FROM model_registry WHERE name = ?", [name]).fetchall()
+        version = rows[0][0] if rows else None
+        if version is None:
+            return None
+        directory = self.root / name / f"v{version}"
+        meta = json.loads((directory / "metadata.json").read_text())
+        return ModelVersion(name, int(version), directory, directory / meta["artifact"], meta["artifact_sha256"], meta)
+
     def load(self, name: str, version: int | None = None) -> tuple[Trainer, ModelVersion]:
         """Load a version (default: the promoted one) after checking its sha256 against the
         registry; a changed, replaced or unknown artifact is refused."""

@@ -91,6 +91,7 @@ class ModelSpec:
     drift_psi_threshold: float = 0.25
     backtest: BacktestSpec = BacktestSpec()
     walk_forward_folds: int = 3
+    retrain_cron: str | None = None
     path: str = ""
 
     @property
@@ -127,7 +128,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
     allowed = {
         "name", "description", "interval", "label", "trainer", "features", "filters", "window",
-        "split", "gate", "primary_metric", "drift", "backtest", "validation",
+        "split", "gate", "primary_metric", "drift", "backtest", "validation", "retrain",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -220,6 +221,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
         drift_psi_threshold=float((raw.get("drift") or {}).get("psi_threshold", 0.25)),
         backtest=backtest,
         walk_forward_folds=folds,
+        retrain_cron=(raw.get("retrain") or {}).get("cron"),
         path=where,
     )
 

@@ -108,6 +108,11 @@ def test_volume_and_dollar_bar_boundaries_by_hand():
     # quote 40, 50 (=90), 11 (=101 -> closes); 300 closes alone; 26; next day 42; B's 100 closes.
     assert dollar.filter(pl.col("token") == "A")["trade_count"].to_list() == [3, 1, 1, 1]
     assert dollar.filter(pl.col("token") == "B")["quote_volume"].to_list() == [100.0]
+    # A burst in one microsecond is never split: the bar that reaches the threshold takes it all.
+    # 6 + 6 reaches 10 at the second trade; the third shares its microsecond and stays with it.
+    burst = [("C", i, t0 + (5 if i == 4 else 1), 1.0, 6.0, "buy") for i in range(1, 5)]
+    c = resample_trades(_trades(burst), "volume_10")
+    assert c["trade_count"].to_list() == [3, 1] and c["ts"].n_unique() == 2
     with pytest.raises(ValueError, match="threshold must be a positive number"):
         resample_trades(_trades(rows), "volume_-1")
 

@@ -14,6 +14,7 @@ from alevor_assets.defs.features.checks import (
     validate_labels,
     validate_training_rows,
 )
+from alevor_assets.defs.automation import follow_upstream
 from alevor_assets.defs.market_data.assets import bars, labelled_events, raw_trades, tokens
 from alevor_assets.defs.modeling.specs import LABEL_SETS, MODEL_SPECS
 from alevor_assets.defs.partitions import daily_partitions, following_days, previous_days, single_run
@@ -69,6 +70,8 @@ def _scan_days(wh: Warehouse, asset: str, first: date, last: date, keys: dict | 
     check_specs=FEATURES_CHECKS,
     output_required=False,
     deps=[dg.AssetDep(bars, partition_mapping=previous_days(1)), dg.AssetDep(raw_trades, partition_mapping=previous_days(1)), tokens],
+    # Warm-up days may be missing (the first days, or a gap): only the day's tokens must exist.
+    automation_condition=follow_upstream(require=dg.AssetSelection.assets(tokens)),
     kinds={"polars", "parquet"},
 )
 def features(context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings) -> Result:
@@ -151,6 +154,9 @@ def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.As
             dg.AssetDep(labelled_events, partition_mapping=following_days(0)),
             tokens,
         ],
+        # Later days may not exist yet (labels without a covered horizon wait for them): only the
+        # day's tokens must exist.
+        automation_condition=follow_upstream(require=dg.AssetSelection.assets(tokens)),
         kinds={"polars", "parquet"},
     )
     def _labels(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:
@@ -200,6 +206,7 @@ def build_training_set_asset(specs: Sequence[ModelSpec], labels_asset: dg.Assets
         check_specs=TRAINING_SET_CHECKS,
         output_required=False,
         deps=[features, labels_asset],
+        automation_condition=follow_upstream(),
         kinds={"polars", "parquet"},
     )
     def _training_set(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Result:

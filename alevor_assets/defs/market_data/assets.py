@@ -15,6 +15,7 @@ from alevor_assets.defs.market_data.checks import (
     validate_bars,
     validate_trades,
 )
+from alevor_assets.defs.automation import follow_upstream
 from alevor_assets.defs.partitions import daily_partitions, single_run
 from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
@@ -117,6 +118,7 @@ def raw_trades(
     check_specs=BARS_CHECKS,
     output_required=False,
     deps=[raw_trades],
+    automation_condition=follow_upstream(),
     kinds={"polars", "parquet"},
 )
 def bars(

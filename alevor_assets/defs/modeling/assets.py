@@ -1,4 +1,5 @@
-"""The asset factory: every model spec becomes ``model_<name>`` and ``validation_<name>``."""
+"""The asset factory: every model spec becomes ``drift_<name>``, ``model_<name>`` and
+``validation_<name>``."""
 
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -8,10 +9,13 @@ import dagster as dg
 import polars as pl
 
 from alevor_assets.defs.features.assets import training_set
-from alevor_assets.defs.modeling.checks import GATE_CHECK, gate_check_result, gate_check_spec
+from alevor_assets.defs.automation import follow_upstream, retrain_when_needed
+from alevor_assets.defs.modeling.checks import GATE_CHECK, drift_check_specs, drift_results, gate_check_result, gate_check_spec
 from alevor_assets.defs.modeling.specs import MODEL_SPECS
 from alevor_assets.defs.partitions import single_run
 from alevor_assets.defs.resources import AlevorStorage
+from alevor_assets.lib import report as rp
+from alevor_assets.lib.drift import feature_psi, file_sha256
 from alevor_assets.lib.modeling import evaluate, split_rows, train, validation_report, walk_forward
 from alevor_assets.lib.registry import ArtifactIntegrityError
 from alevor_assets.lib.specs import ModelSpec
@@ -43,15 +47,77 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def partition_hashes(wh: Warehouse, spec: ModelSpec, days: list[date]) -> dict[str, str | None]:
+    """sha256 of each training_set file: partitions are written byte-for-byte reproducibly, so a
+    different hash means different rows."""
+    return {d.isoformat(): file_sha256(wh.partition_path("training_set", d, {"spec": spec.name})) for d in days}
+
+
+def build_drift_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """``drift_<name>``: has the newest model's training data changed, and have its features
+    drifted since? Its checks failing is what retrains the model."""
+
+    @dg.asset(
+        name=f"drift_{spec.name}",
+        group_name=spec.name,
+        deps=[training_set_asset],
+        backfill_policy=single_run,
+        check_specs=drift_check_specs(f"drift_{spec.name}", spec),
+        automation_condition=follow_upstream(require=dg.AssetSelection.assets()),
+        kinds={"polars"},
+        description=(
+            f"Whether `model_{spec.name}` is still current: compares the training_set partitions its "
+            "newest version was trained on with what is stored now (file hashes), and the population "
+            "stability index (PSI) of each feature in newer partitions against the training window "
+            f"(threshold {spec.drift_psi_threshold}). A failed check retrains the model."
+        ),
+    )
+    def _drift(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
+        wh, registry = storage.warehouse, storage.registry
+        latest = registry.latest(spec.name)
+        if latest is None:
+            return dg.MaterializeResult(
+                metadata={"model_version": None},
+                check_results=drift_results(["no model trained yet"], {}, spec.drift_psi_threshold, []),
+            )
+        meta = latest.metadata
+        window = [date.fromisoformat(d) for d in meta["training"]["partitions"]]
+        recorded = meta["training"].get("partition_sha256", {})
+        now = partition_hashes(wh, spec, window)
+        changed = [d for d in now if now[d] != recorded.get(d)]
+        newer = [d for d in wh.available_days("training_set", {"spec": spec.name}) if window and d > max(window)]
+        psi_values: dict[str, float] = {}
+        if newer:
+            reference, _ = read_training_rows(wh, spec, window)
+            current, _ = read_training_rows(wh, spec, newer)
+            psi_values = feature_psi(reference, current, meta["features"])
+        top = sorted(psi_values.items(), key=lambda kv: kv[1], reverse=True)
+        return dg.MaterializeResult(
+            metadata={
+                "model_version": latest.version,
+                "training_partitions_changed": dg.MetadataValue.json(changed),
+                "newer_partitions": dg.MetadataValue.json([d.isoformat() for d in newer]),
+                "max_psi": top[0][1] if top else None,
+                "psi": dg.MetadataValue.md(rp.table([{"feature": k, "psi": v} for k, v in top[:25]], ["feature", "psi"]) if top else "no newer partitions to compare"),
+            },
+            check_results=drift_results(changed, psi_values, spec.drift_psi_threshold, [d.isoformat() for d in newer]),
+        )
+
+    return _drift
+
+
 def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition = training_set) -> list[dg.AssetsDefinition]:
-    """``model_<name>`` and ``validation_<name>`` for one spec (a group of their own)."""
+    """``drift_<name>``, ``model_<name>`` and ``validation_<name>`` for one spec (a group of
+    their own)."""
     model_key = f"model_{spec.name}"
     group = spec.name
+    drift = build_drift_asset(spec, training_set_asset)
 
     @dg.asset(
         name=model_key,
         group_name=group,
-        deps=[training_set_asset],
+        deps=[training_set_asset, drift],
+        automation_condition=retrain_when_needed(drift.key),
         # Not partitioned; the policy lets `--partition-range` select the whole graph in one run.
         backfill_policy=single_run,
         output_required=False,
@@ -87,7 +153,10 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
             "trainer": {"name": trainer.name, "params": trainer.params()},
             "features": result.features,
             "threshold": result.threshold,
-            "training": {"partitions": list(counts), "rows_by_partition": counts, "split": result.split.describe()},
+            "training": {
+                "partitions": list(counts), "rows_by_partition": counts, "split": result.split.describe(),
+                "partition_sha256": partition_hashes(wh, spec, days),
+            },
             "validation_metrics": result.validation_metrics,
             "fit": trainer.fit_info(),
             "top_features": top,
@@ -116,6 +185,7 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
         group_name=group,
         deps=[_model],
         backfill_policy=single_run,
+        automation_condition=follow_upstream(require=dg.AssetSelection.assets(_model.key)),
         check_specs=[gate_check_spec(f"validation_{spec.name}", spec)],
         kinds={"markdown"},
         description=(
@@ -193,7 +263,7 @@ def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition 
             check_results=[gate_check_result(gate)],
         )
 
-    return [_model, _validation]
+    return [drift, _model, _validation]
 
 
 def build_spec_assets(specs: list[ModelSpec]) -> list[dg.AssetsDefinition]:

@@ -6,6 +6,7 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
+from alevor_assets.defs.automation import follow_upstream
 from alevor_assets.defs.partitions import daily_partitions, single_run
 from alevor_assets.defs.publishing import PartitionBatch, contract_check_spec, partition_days
 from alevor_assets.defs.resources import AlevorStorage
@@ -32,6 +33,7 @@ def build_sql_asset(asset: SqlAsset) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         deps=sorted({i.asset for i in asset.inputs.values()}),
+        automation_condition=follow_upstream(),
         check_specs=[contract_check_spec(asset.name, f"Keys {list(asset.unique)} non-null and unique; floats finite or null.")],
         output_required=False,
         description=f"{asset.description}\n\nDefined in `dbt_like_sql/{asset.path.name}`.",

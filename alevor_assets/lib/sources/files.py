@@ -778,6 +778,15 @@ class FileTradeReader:
             raise SourceError(f"no files match {self.pattern}")
         return files
 
+    def file_days(self, path: str | Path) -> list[dt.date]:
+        """The UTC days a file holds trades for (parses it once; cached by mtime and size)."""
+        meta, _ = self._load(Path(path), need_rows=False)
+        if meta.min_ts is None or meta.max_ts is None:
+            return []
+        first = dt.datetime.fromtimestamp(meta.min_ts / 1e6, tz=dt.timezone.utc).date()
+        last = dt.datetime.fromtimestamp(meta.max_ts / 1e6, tz=dt.timezone.utc).date()
+        return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
     def _load(self, path: Path, need_rows: bool) -> tuple[_Meta, _Parsed | None]:
         """The file's metadata, and its parsed rows when asked for or when it had to parse them."""
         try:

@@ -327,6 +327,21 @@ class PostgresTradeReader:
 
     # -- change detection (sensors) ----------------------------------------------------------
 
+    def newest_trade_day(self) -> date | None:
+        """UTC day of the newest trade (an index-only lookup on the timestamp index)."""
+        query = sql.SQL("SELECT floor(EXTRACT(EPOCH FROM max({ts})) / 86400)::bigint FROM {trades} AS t").format(
+            ts=self._trade_col("ts"), trades=self._ident(self.layout.trade_table)
+        )
+
+        def fetch(conn):
+            self._timestamps_are_naive(conn)
+            with conn.cursor() as cur:
+                cur.execute(query)
+                return cur.fetchone()[0]
+
+        day_number = self._with_retries("finding the newest trade", fetch)
+        return None if day_number is None else date(1970, 1, 1) + timedelta(days=int(day_number))
+
     def day_fingerprints(self, first: date, last: date) -> dict[date, tuple[int, int, int]]:
         """Per day in ``first..last``: (trade count, max id, sum of ids). A late commit, even one
         with a smaller id or an earlier timestamp, changes its day's fingerprint."""
