@@ -10,7 +10,7 @@ PORT ?= 3000
 
 PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
-.PHONY: install instance demo test test-fast ui models pg-sample bench clean
+.PHONY: install chromium instance demo test test-fast ui models pg-sample bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +19,25 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Dagster reads its instance settings from $DAGSTER_HOME/dagster.yaml.
+# The UI test drives Debian's chromium through Playwright's executablePath (no browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Dagster reads its instance settings from $DAGSTER_HOME/dagster.yaml. Creating the storage here,
+# once, keeps a webserver and a daemon that start together from both initializing it.
 instance: install
 	mkdir -p "$(DAGSTER_HOME)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/dagster instance migrate >/dev/null
 
 ## Materialize every asset for the demo range in one run, then print where the reports are.
 demo: instance
 	$(BIN)/python -m alevor_assets demo
 
 ## The whole test suite, slow end-to-end tests included (what CI runs).
-test: install
+test: install chromium
 	$(BIN)/pytest -m "slow or not slow"
 
 ## The quick suite: every layer once, without the slow end-to-end tests.

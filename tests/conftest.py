@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def instance() -> dg.DagsterInstance:
 
 
 REPO = Path(__file__).resolve().parent.parent
+# ALEVOR_PIPELINE overlay: the shipped graph on a smaller market, for subprocess tests that only need it to run.
+SMALL_PIPELINE = REPO / "tests" / "data" / "small_pipeline.yaml"
 
 
 def free_port() -> int:
@@ -77,41 +81,69 @@ def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def webserver(tmp_path_factory):
-    """A real dagster-webserver on 127.0.0.1 serving workspace.yaml; yields its base URL."""
+@contextmanager
+def dagster_services(tmp: Path, env: dict[str, str], daemon: bool = False) -> Iterator[str]:
+    """A real dagster-webserver on 127.0.0.1 serving workspace.yaml (and, with daemon, the dagster-daemon
+    that launches queued runs and backfills); yields the webserver's base URL."""
     import subprocess
     import sys
     import time
     import urllib.request
 
-    tmp = tmp_path_factory.mktemp("webserver")
+    bin_dir = Path(sys.executable).parent
     port = free_port()
-    exe = Path(sys.executable).parent / "dagster-webserver"
-    log = open(tmp / "webserver.log", "w")
-    proc = subprocess.Popen(
-        [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=cli_env(tmp), stdout=log, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
+    commands = {"webserver": [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]}
+    if daemon:
+        commands["daemon"] = [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    # Create the instance's storage once: a webserver and a daemon starting together on an empty
+    # DAGSTER_HOME would both stamp the SQLite schema (what `make instance` does for users).
+    subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=120)
+    procs = []
     try:
-        deadline = time.monotonic() + 90
+        for name, cmd in commands.items():
+            with (tmp / f"{name}.log").open("w") as log:
+                procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
         while True:
             try:
                 urllib.request.urlopen(url + "/server_info", timeout=2)
                 break
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if procs[0].poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"webserver did not start; log: {(tmp / 'webserver.log').read_text()[-3000:]}")
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """POST a GraphQL query to a running webserver; fails on GraphQL errors."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url + "/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = json.loads(resp.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture(scope="session")
+def webserver(tmp_path_factory):
+    """A real dagster-webserver on 127.0.0.1 serving workspace.yaml; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("webserver")
+    with dagster_services(tmp, cli_env(tmp)) as url:
+        yield url
 
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

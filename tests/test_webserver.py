@@ -1,23 +1,12 @@
 """The UI's server: a real dagster-webserver answering GraphQL about the whole graph."""
 
-import json
-import urllib.request
-
 import pytest
 
 from alevor_assets.definitions import defs
+from tests.conftest import graphql
 
 QUERY = """{ assetNodes { assetKey { path } groupName description isPartitioned
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
-
-
-def graphql(url: str, query: str) -> dict:
-    req = urllib.request.Request(url + "/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        body = json.loads(resp.read())
-    assert "errors" not in body, body
-    return body["data"]
 
 
 @pytest.mark.slow

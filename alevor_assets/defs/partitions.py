@@ -24,11 +24,6 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date().isoforma
 single_run = dg.BackfillPolicy.single_run()
 
 
-def previous_days(days: int) -> dg.TimeWindowPartitionMapping:
-    """Depend on the same day and ``days`` earlier ones (warm-up reads)."""
-    return dg.TimeWindowPartitionMapping(start_offset=-days, allow_nonexistent_upstream_partitions=True)
-
-
 def following_days(days: int) -> dg.TimeWindowPartitionMapping:
     """Depend on the same day and ``days`` later ones (forward-looking labels)."""
     return dg.TimeWindowPartitionMapping(end_offset=days, allow_nonexistent_upstream_partitions=True)

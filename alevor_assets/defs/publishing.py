@@ -19,9 +19,10 @@ import polars as pl
 
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.schemas import DATE_COLUMN, RuleFailure, ValidationReport
-from alevor_assets.lib.warehouse import StagedPartition, StagedWriter
+from alevor_assets.lib.warehouse import MissingPartitionError, StagedPartition, StagedWriter
 
 CONTRACT_CHECK = "check_contract"
+BACKFILL_TAG = "dagster/backfill"
 
 
 def partition_days(context: dg.AssetExecutionContext) -> list[date]:
@@ -59,6 +60,33 @@ class PartitionBatch:
     stats: list[pl.DataFrame] = field(default_factory=list)
     preview: pl.DataFrame | None = None
     _schemas: dict[tuple[date, tuple[tuple[str, str], ...]], dict[str, pl.DataType]] = field(default_factory=dict)
+    not_built: dict[str, str] = field(default_factory=dict)
+
+    def days(self, context: dg.AssetExecutionContext, inputs: Sequence[tuple[str, Mapping[str, str] | None]]) -> list[date]:
+        """The run's days for which every own-day input (asset and partition keys) is published.
+
+        A backfill also targets days outside its range whose look-ahead inputs changed (labels of
+        the day before a backfilled range read its first hours), and concurrent backfills can target
+        a day whose own inputs another one has not built yet. Such a day is not built: nothing on
+        disk changes, the run logs a warning, and the materialization lists it under `not_built`
+        with what it waits for (the automation sensor rebuilds it once that arrives). A run outside
+        a backfill where no day can be built fails and says what to materialize first.
+        """
+        wh = self.storage.warehouse
+        days = []
+        for day in partition_days(context):
+            absent = [(asset, keys) for asset, keys in inputs if not wh.partition_path(asset, day, keys).exists()]
+            if not absent:
+                days.append(day)
+                continue
+            what = "; ".join(a + "".join(f", {k}={v}" for k, v in (keys or {}).items()) for a, keys in absent)
+            self.not_built[day.isoformat()] = f"no published {what}"
+        if self.not_built and not days and BACKFILL_TAG not in context.run.tags:
+            first = next(iter(self.not_built.items()))
+            raise MissingPartitionError(f"{first[0]}: {first[1]}; materialize it first")
+        for day, reason in self.not_built.items():
+            context.log.warning(f"{self.asset} {day} not built: {reason} (nothing changed on disk)")
+        return days
 
     def add(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> None:
         """Audit a day's frame and stage it when it passes."""
@@ -168,6 +196,8 @@ class PartitionBatch:
         }
         if self.preview is not None:
             metadata["preview"] = dg.MetadataValue.md(_markdown_table(self.preview))
+        if self.not_built:
+            metadata["not_built"] = dg.MetadataValue.json(self.not_built)
         yield dg.MaterializeResult(
             metadata=metadata,
             check_results=[

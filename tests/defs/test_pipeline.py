@@ -1,5 +1,6 @@
 """The real assets, materialized in process on a small generated market."""
 
+import logging
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
@@ -152,3 +153,30 @@ def test_missing_upstream_partition_is_a_clear_failure(resources, instance):
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "raw_trades has no published partition for 2024-01-02" in failure.event_specific_data.error.to_string()
+
+
+def test_a_day_without_its_own_inputs_is_not_built_and_says_what_it_waits_for(resources, instance, storage):
+    # Labels of D3 read D3's bars and the head of D4; a run over D1..D3 when D3 has no bars yet
+    # builds D1 and D2, changes nothing for D3 and says why.
+    assert materialize_range(D1, D2, resources=resources, instance=instance,
+                             selection=["raw_trades", "tokens", "labelled_events", "bars"], assets=DATA_ASSETS).success
+    result = materialize_range(D1, D3, resources=resources, instance=instance, selection=["features", "labels"],
+                               assets=DATA_ASSETS)
+    assert result.success
+    for asset in ("features", "labels"):
+        [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset][:1]
+        not_built = event.materialization.metadata["not_built"].value
+        assert set(not_built) == {D3.isoformat()} and "no published bars, interval=" in not_built[D3.isoformat()]
+        built = {key.split()[0] for key in event.materialization.metadata["rows_by_partition"].value}
+        assert built == {D1.isoformat(), D2.isoformat()}, asset
+    assert storage.warehouse.available_days("features", {"interval": "2s"}) == [D1, D2]
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert any(f"features {D3.isoformat()} not built: no published bars, interval=2s" in m for m in warnings), warnings
+
+    # Asked for D3 alone outside a backfill, there is nothing to build: a clear failure naming the input.
+    result = materialize_range(D3, D3, resources=resources, instance=instance, selection=["features"], assets=DATA_ASSETS,
+                               raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "2024-01-03: no published bars, interval=2s" in failure.event_specific_data.error.to_string()
+    assert "materialize it first" in failure.event_specific_data.error.to_string()

@@ -17,8 +17,8 @@ from alevor_assets.defs.features.checks import (
 from alevor_assets.defs.automation import follow_upstream
 from alevor_assets.defs.market_data.assets import bars, labelled_events, raw_trades, tokens
 from alevor_assets.defs.modeling.specs import LABEL_SETS, MODEL_SPECS
-from alevor_assets.defs.partitions import daily_partitions, following_days, previous_days, single_run
-from alevor_assets.defs.publishing import PartitionBatch, partition_days
+from alevor_assets.defs.partitions import daily_partitions, following_days, single_run
+from alevor_assets.defs.publishing import PartitionBatch
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings
 from alevor_assets.lib.features import compute_features, restrict_to_window
 from alevor_assets.lib.labels import LabelContext, finalize_labels
@@ -69,9 +69,11 @@ def _scan_days(wh: Warehouse, asset: str, first: date, last: date, keys: dict | 
     backfill_policy=single_run,
     check_specs=FEATURES_CHECKS,
     output_required=False,
-    deps=[dg.AssetDep(bars, partition_mapping=previous_days(1)), dg.AssetDep(raw_trades, partition_mapping=previous_days(1)), tokens],
-    # Warm-up days may be missing (the first days, or a gap): only the day's tokens must exist.
-    automation_condition=follow_upstream(require=dg.AssetSelection.assets(tokens)),
+    # Same-day lineage only. The warm-up read from earlier days is context, not a tracked input:
+    # tracking it would make every backfill also target the day after its range, which has no
+    # bars yet (and a 1000-bar warm-up spans up to 400 days of coarse bars anyway).
+    deps=[bars, raw_trades, tokens],
+    automation_condition=follow_upstream(),
     kinds={"polars", "parquet"},
 )
 def features(context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings) -> Result:
@@ -84,11 +86,10 @@ def features(context: dg.AssetExecutionContext, storage: AlevorStorage, settings
     wh = storage.warehouse
     config = settings.feature_config()
     batch = PartitionBatch(storage, "features", context.run.run_id, sort_by=["token", "ts"])
-    for day in partition_days(context):
+    for day in batch.days(context, [("bars", {"interval": i}) for i in settings.features()]):
         meta = wh.partition_files("tokens", [day])
         token_meta = pl.read_parquet(meta[0]) if meta else None
         for interval in settings.features():
-            wh.require("bars", day, {"interval": interval})
             batch.open_partition(day, {"interval": interval})
         # Whole tokens at a time: features are per token, so slices are exact and memory stays
         # bounded on very large days.
@@ -135,7 +136,7 @@ def _reach_days(label_sets: Mapping[tuple[str, str], LabelSpec]) -> tuple[int, i
 
 def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.AssetsDefinition:
     """The ``labels`` asset for these (interval, label set) pairs."""
-    back_days, ahead_days = _reach_days(label_sets)
+    _, ahead_days = _reach_days(label_sets)
 
     @dg.asset(
         name="labels",
@@ -147,11 +148,11 @@ def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.As
         deps=[
             dg.AssetDep(
                 bars,
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-back_days, end_offset=max(ahead_days, 1), allow_nonexistent_upstream_partitions=True,
-                ),
+                # The look-ahead is tracked (a day's last labels complete once the next day lands);
+                # the look-back, like the features' warm-up, is context.
+                partition_mapping=following_days(max(ahead_days, 1)),
             ),
-            dg.AssetDep(labelled_events, partition_mapping=following_days(0)),
+            labelled_events,
             tokens,
         ],
         # Later days may not exist yet (labels without a covered horizon wait for them): only the
@@ -166,9 +167,8 @@ def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.As
         label whose horizon is not covered by data yet is left out until it is."""
         wh = storage.warehouse
         batch = PartitionBatch(storage, "labels", context.run.run_id, sort_by=["token", "ts"])
-        for day in partition_days(context):
-            for interval in sorted({i for i, _ in label_sets}):
-                wh.require("bars", day, {"interval": interval})
+        own_bars = [("bars", {"interval": i}) for i in sorted({i for i, _ in label_sets})]
+        for day in batch.days(context, own_bars):
             events_files = wh.partition_files("labelled_events", [day])
             events = pl.read_parquet(events_files).unique() if events_files else None
             token_files = wh.partition_files("tokens", [day])
@@ -214,7 +214,10 @@ def build_training_set_asset(specs: Sequence[ModelSpec], labels_asset: dg.Assets
         labels on (token, interval, ts), after the spec's filters (e.g. young tokens only)."""
         wh = storage.warehouse
         batch = PartitionBatch(storage, "training_set", context.run.run_id, sort_by=["token", "ts"])
-        for day in partition_days(context):
+        inputs = [("features", {"interval": s.interval}) for s in specs] + [
+            ("labels", {"interval": s.interval, "strategy": s.label.set_name}) for s in specs
+        ]
+        for day in batch.days(context, inputs):
             for spec in specs:
                 feats = wh.read_partition("features", day, {"interval": spec.interval})
                 labs = wh.read_partition("labels", day, {"interval": spec.interval, "strategy": spec.label.set_name})
