@@ -138,3 +138,40 @@ def test_new_trades_rebuild_affected_partitions_and_retrain_the_model_once(pg_da
         assert instance.get_runs_count() > before
         # Quiet again: nothing more to do.
         assert _automate(defs, assets, resources, instance, cursor)[1] == []
+
+
+def test_files_sensor_requests_the_days_of_new_or_changed_files_only(tmp_path):
+    from alevor_assets.defs.resources import FilesSource
+
+    data = tmp_path / "trades"
+    data.mkdir()
+    day_ms = [int(datetime(2024, 3, d, tzinfo=timezone.utc).timestamp() * 1000) for d in (1, 2, 3)]
+
+    def write(name: str, *starts_ms: int) -> None:
+        lines = [f"{1000 + i},{100 + i * 0.5},1,{5000 + i},{5000 + i},{start + i * 60_000},true,true"
+                 for start in starts_ms for i in range(5)]
+        (data / name).write_text("\n".join(lines) + "\n")
+
+    write("BTCUSDT-aggTrades-2024-03-01.csv", day_ms[0])
+    # One file spanning two days (the last minutes of 03-01 and 03-02).
+    write("ETHUSDT-aggTrades-2024-03-02.csv", day_ms[1] - 120_000, day_ms[1] + 3_600_000)
+    source = FilesSource(pattern=str(data / "*.csv"))
+
+    first = _tick(source)
+    assert [r.partition_key for r in first.run_requests] == ["2024-03-01", "2024-03-02"]
+    assert _tick(source, first.cursor).run_requests == []
+    # A new file for a new day: only that day.
+    write("BTCUSDT-aggTrades-2024-03-03.csv", day_ms[2])
+    added = _tick(source, first.cursor)
+    assert [r.partition_key for r in added.run_requests] == ["2024-03-03"]
+    # A corrected file (same name, new content): the days it holds.
+    write("ETHUSDT-aggTrades-2024-03-02.csv", day_ms[1] - 60_000, day_ms[1] + 7_200_000)
+    changed = _tick(source, added.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["2024-03-01", "2024-03-02"]
+    assert _tick(source, changed.cursor).run_requests == []
+    # The synthetic source never changes; the sensor says so.
+    from tests.conftest import small_source
+
+    with dg.instance_for_test() as instance:
+        skipped = new_trades_sensor(dg.build_sensor_context(instance=instance, resources={"source": small_source()}))
+    assert isinstance(skipped, dg.SkipReason) and "no change feed" in skipped.skip_message
