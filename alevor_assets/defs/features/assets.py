@@ -127,16 +127,14 @@ def _bars_window(wh: Warehouse, interval: str, first: date, last: date) -> tuple
     return frame.sort("token", "ts"), _day_start_us(end_day)
 
 
-def _reach_days(label_sets: Mapping[tuple[str, str], LabelSpec]) -> tuple[int, int]:
-    """How many days before and after its own day any label set reads."""
-    back = [_days_spanned(s.build().look_back(i)) for (i, _), s in label_sets.items()]
-    ahead = [_days_spanned(s.build().look_ahead(i)) for (i, _), s in label_sets.items()]
-    return max(back or [0]), max(ahead or [0])
+def _days_ahead(label_sets: Mapping[tuple[str, str], LabelSpec]) -> int:
+    """How many days after its own day any label set reads."""
+    return max((_days_spanned(s.build().look_ahead(i)) for (i, _), s in label_sets.items()), default=0)
 
 
 def build_labels_asset(label_sets: Mapping[tuple[str, str], LabelSpec]) -> dg.AssetsDefinition:
     """The ``labels`` asset for these (interval, label set) pairs."""
-    _, ahead_days = _reach_days(label_sets)
+    ahead_days = _days_ahead(label_sets)
 
     @dg.asset(
         name="labels",
