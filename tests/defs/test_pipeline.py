@@ -180,3 +180,21 @@ def test_a_day_without_its_own_inputs_is_not_built_and_says_what_it_waits_for(re
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "2024-01-03: no published bars, interval=2s" in failure.event_specific_data.error.to_string()
     assert "materialize it first" in failure.event_specific_data.error.to_string()
+
+
+def test_each_materialization_carries_what_the_ui_shows(built, storage):
+    events = {e.asset_key.to_user_string(): e.materialization.metadata for e in built.get_asset_materialization_events()}
+    for asset in ("raw_trades", "bars", "features", "labels", "training_set"):
+        meta = events[asset]
+        rows = meta["rows_by_partition"].value
+        assert meta["dagster/row_count"].value == sum(rows.values()) > 0, asset
+        assert {key.split()[0] for key in rows} == {D1.isoformat(), D2.isoformat(), D3.isoformat()}, asset
+        assert meta["tokens"].value > 0, asset
+        assert meta["first_ts"].value.startswith(D1.isoformat()) and meta["last_ts"].value.startswith(D3.isoformat()), asset
+        assert meta["preview"].value.startswith("|"), asset  # a Markdown table
+    traded = pl.concat([storage.warehouse.read_partition("raw_trades", d) for d in (D1, D2, D3)])["token"].n_unique()
+    assert events["raw_trades"]["tokens"].value == traded
+    validation = events["validation_pump_detector_2s"]
+    assert {"roc_auc", "pr_auc", "event_recall"} <= set(validation["metrics"].value)
+    report = validation["report"].value
+    assert "| metric | value |" in report and report.count("data:image/png;base64,") >= 2
