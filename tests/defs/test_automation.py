@@ -175,3 +175,16 @@ def test_files_sensor_requests_the_days_of_new_or_changed_files_only(tmp_path):
     with dg.instance_for_test() as instance:
         skipped = new_trades_sensor(dg.build_sensor_context(instance=instance, resources={"source": small_source()}))
     assert isinstance(skipped, dg.SkipReason) and "no change feed" in skipped.skip_message
+
+
+def test_every_sensor_and_schedule_ships_stopped_and_each_spec_has_its_schedule():
+    from alevor_assets.defs.modeling.specs import MODEL_SPECS
+    from alevor_assets.definitions import defs as load
+
+    defs = load()
+    sensors = {s.name: s for s in defs.sensors}
+    schedules = {s.name: s for s in defs.schedules}
+    assert {"new_trades_sensor", "automation_sensor"} <= set(sensors)
+    assert set(schedules) == {f"retrain_{spec.name}_schedule" for spec in MODEL_SPECS}
+    for item in [*sensors.values(), *schedules.values()]:
+        assert item.default_status.value == "STOPPED", item.name
