@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -34,3 +36,9 @@ def trades_path(size: str) -> Path:
         wh.write_partition("raw_trades", DAY, frame, sort_by=["token", "ts", "trade_id"])
         print(f"generated {frame.height:,} trades of {tokens} tokens in {time.monotonic() - started:.0f}s -> {path}", flush=True)
     return path
+
+
+if __name__ == "__main__":
+    # Generating a day costs far more memory than reducing it: bench.bars runs this first, in its
+    # own process, so no measurement's peak memory includes the generator's.
+    print(json.dumps({size: str(trades_path(size)) for size in sys.argv[1:]}))

@@ -1,7 +1,7 @@
 """Bars benchmark: ``python -m bench.bars [--pandas-50m]`` (``make bench`` runs it).
 
 Bars from 10 M trades of 500 tokens and 50 M trades of 2,000 tokens (one synthetic day each,
-generated once), through:
+generated once, in a process of its own before any measurement), through:
 
 - the real ``bars`` asset, Parquet in to Parquet out (2 s bars alone, and the default set of seven
   time intervals plus dollar bars), with its contract check;
@@ -27,6 +27,7 @@ DEFAULT_SET = "2s,5s,15s,1m,5m,1h,1d"
 def main() -> None:
     rows = []
     for size in ("10m", "50m"):
+        in_subprocess("_data", size)
         for label, intervals in (("asset 2s", "2s"), ("asset default set", DEFAULT_SET)):
             r = in_subprocess("_bars_worker", "asset", size, "token", intervals)
             rows.append({"trades": size, "case": label, "seconds": r["seconds"], "peak MB": r["peak_mb"], "bars": r["bars"]})
