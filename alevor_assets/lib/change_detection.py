@@ -1,10 +1,10 @@
 """What changed in a trade source since the last look: the plain logic behind the sensor.
 
-A source is summarized per UTC day by a fingerprint (PostgreSQL: trade count, max id and sum of
-ids; files: each file's modification time and size with the days it holds). Comparing the new
+A source is summarized per UTC day by a fingerprint (PostgreSQL: trade count, max id, sum of
+ids and sum of row hashes; files: each file's modification time and size with the days it holds). Comparing the new
 summary with the one stored in the sensor's cursor gives exactly the days to rebuild; a late
-commit into an old day, even with a smaller id or an earlier timestamp, changes that day's
-fingerprint.
+commit into an old day, even with a smaller id or an earlier timestamp, or a trade corrected in
+place, changes that day's fingerprint.
 """
 
 from __future__ import annotations

@@ -76,6 +76,37 @@ def test_trades_committed_out_of_id_order_are_read_completely(pg_database):
     assert sorted(got["trade_id"].to_list()) == [1, 5, 6, 7, 99, 100]
 
 
+def test_day_fingerprints_change_with_late_commits_and_in_place_corrections_only(pg_database):
+    day = T.date()
+    _setup(pg_database, [(10, 1, 1.0, 2.0, "buy", T), (11, 2, 3.0, 4.0, "sell", T + timedelta(hours=1)),
+                         (12, 1, 5.0, 6.0, "buy", T + timedelta(days=1))])
+    reader = PostgresTradeReader(pg_database)
+    first = reader.day_fingerprints(day, day + timedelta(days=1))
+    assert set(first) == {day, day + timedelta(days=1)}
+    assert reader.day_fingerprints(day, day + timedelta(days=1)) == first  # nothing changed, nothing differs
+
+    def changed_after(statement: str) -> set[date]:
+        before = reader.day_fingerprints(day, day + timedelta(days=1))
+        conn = psycopg2.connect(pg_database)
+        with conn, conn.cursor() as cur:
+            cur.execute(statement)
+        conn.close()
+        after = reader.day_fingerprints(day, day + timedelta(days=1))
+        return {d for d in before.keys() | after.keys() if before.get(d) != after.get(d)}
+
+    # A late commit with a smaller id and an earlier timestamp than anything seen.
+    assert changed_after('INSERT INTO "Trade" (id, "tokenId", price, amount, type, timestamp) '
+                         "VALUES (3, 2, 1.5, 1.0, 'buy', '2024-01-02 00:00:01+00')") == {day}
+    # Corrections in place: count, max id and sum of ids stay, the row hash does not.
+    assert changed_after('UPDATE "Trade" SET price = 3.5 WHERE id = 11') == {day}
+    assert changed_after('UPDATE "Trade" SET amount = 7.0 WHERE id = 12') == {day + timedelta(days=1)}
+    assert changed_after('UPDATE "Trade" SET type = \'sell\' WHERE id = 10') == {day}
+    assert changed_after('UPDATE "Trade" SET "tokenId" = 1 WHERE id = 11') == {day}
+    assert changed_after("UPDATE \"Trade\" SET timestamp = timestamp + interval '1 second' WHERE id = 10") == {day}
+    # Swapping two trades' prices leaves every per-column sum equal; the row hashes still differ.
+    assert changed_after('UPDATE "Trade" SET price = CASE id WHEN 10 THEN 3.5 ELSE 1.0 END WHERE id IN (10, 11)') == {day}
+
+
 def test_injection_in_config_names_only_ever_names_an_identifier(pg_database):
     _setup(pg_database, [(1, 1, 1.0, 1.0, "buy", T)])
     evil = "x'; DROP TABLE \"Trade\"; --"

@@ -40,8 +40,8 @@ def requests_for(previous: dict[str, str], current: dict[str, str], valid_days: 
     description=(
         "Polls the active trade source and requests raw_trades (with tokens and labelled_events) "
         "for exactly the UTC days whose trades changed: per-day fingerprints over the newest "
-        f"{LOOKBACK_DAYS} days for PostgreSQL (count, max and sum of ids, so late commits with "
-        "smaller ids or earlier timestamps are caught), file modification times and sizes for "
+        f"{LOOKBACK_DAYS} days for PostgreSQL (count, max and sum of ids and a sum of row hashes, "
+        "so late commits with smaller ids or earlier timestamps and corrected trades are caught), file modification times and sizes for "
         "files. Downstream assets follow through their automation conditions."
     ),
 )

@@ -342,14 +342,23 @@ class PostgresTradeReader:
         day_number = self._with_retries("finding the newest trade", fetch)
         return None if day_number is None else date(1970, 1, 1) + timedelta(days=int(day_number))
 
-    def day_fingerprints(self, first: date, last: date) -> dict[date, tuple[int, int, int]]:
-        """Per day in ``first..last``: (trade count, max id, sum of ids). A late commit, even one
-        with a smaller id or an earlier timestamp, changes its day's fingerprint."""
+    def day_fingerprints(self, first: date, last: date) -> dict[date, tuple[int, int, int, int]]:
+        """Per day in ``first..last``: (trade count, max id, sum of ids, sum of row hashes). A late
+        commit, even one with a smaller id or an earlier timestamp, changes its day's fingerprint;
+        so does an in-place correction of a trade's token, price, amount, side or timestamp."""
         ts, tid = self._trade_col("ts"), self._trade_col("id")
+        # hashtextextended (PostgreSQL 11+) gives a 64-bit hash per row; summed as numeric it cannot
+        # overflow and does not depend on the order rows are scanned in. The timestamp enters as
+        # epoch microseconds, so the session's TimeZone setting cannot change the hash.
         query = sql.SQL(
-            """SELECT floor(EXTRACT(EPOCH FROM {ts}) / 86400)::bigint AS day_number, count(*), max({tid}), sum({tid})
+            """SELECT floor(EXTRACT(EPOCH FROM {ts}) / 86400)::bigint AS day_number, count(*), max({tid}), sum({tid}),
+                      sum(hashtextextended(concat_ws('|', {tid}, {token_id}, {price}, {amount}, {side},
+                                                        (EXTRACT(EPOCH FROM {ts}) * 1000000)::bigint), 0)::numeric)
                FROM {trades} AS t WHERE {ts} >= %(lo)s AND {ts} < %(hi)s GROUP BY 1"""
-        ).format(ts=ts, tid=tid, trades=self._ident(self.layout.trade_table))
+        ).format(
+            ts=ts, tid=tid, token_id=self._trade_col("token_id"), price=self._trade_col("price"),
+            amount=self._trade_col("amount"), side=self._trade_col("side"), trades=self._ident(self.layout.trade_table),
+        )
 
         def fetch(conn):
             lo, _ = self._bounds(conn, first)
@@ -360,4 +369,4 @@ class PostgresTradeReader:
 
         rows = self._with_retries("fingerprinting trades", fetch)
         epoch = date(1970, 1, 1)
-        return {epoch + timedelta(days=int(d)): (int(n), int(mx), int(sm)) for d, n, mx, sm in rows}
+        return {epoch + timedelta(days=int(d)): (int(n), int(mx), int(sm), int(h)) for d, n, mx, sm, h in rows}
