@@ -101,6 +101,17 @@ def _xyw(rows: pl.DataFrame, features: list[str]) -> tuple[pl.DataFrame, np.ndar
     )
 
 
+def validation_threshold(trainer: Trainer, xv: pl.DataFrame, yv: np.ndarray) -> tuple[float, np.ndarray]:
+    """The decision threshold of a fitted classifier, chosen for the best F1 of its positive class
+    (the largest label) on the validation fold, with the validation scores. Multiclass scores
+    (one column per class) keep 0.5: their prediction is the arg-max."""
+    score = trainer.predict_score(xv)
+    classes = trainer.fit_info().get("classes")
+    positive = max(classes) if classes else 1
+    threshold = best_f1_threshold((yv == positive).astype(int), score) if score.ndim == 1 else 0.5
+    return threshold, score
+
+
 def split_rows(spec: ModelSpec, rows: pl.DataFrame) -> Split:
     return chronological_split(
         rows.sort("ts", "token"), spec.split.train, spec.split.validation, spec.split.embargo_us
@@ -119,11 +130,8 @@ def train(spec: ModelSpec, rows: pl.DataFrame, trainer: Trainer) -> TrainResult:
     trainer.fit(xt, yt, wt, xv, yv, wv)
     threshold = None
     if trainer.task == "classification":
-        score = trainer.predict_score(xv)
-        classes = trainer.fit_info().get("classes")
-        positive = max(classes) if classes else 1
-        threshold = best_f1_threshold((yv == positive).astype(int), score) if score.ndim == 1 else 0.5
-        val = classification_metrics(yv, score, threshold, classes=classes)
+        threshold, score = validation_threshold(trainer, xv, yv)
+        val = classification_metrics(yv, score, threshold, classes=trainer.fit_info().get("classes"))
     else:
         val = regression_metrics(yv, trainer.predict_score(xv))
     return TrainResult(trainer, split, features, threshold, val)
@@ -232,12 +240,7 @@ def walk_forward(spec: ModelSpec, rows: pl.DataFrame, features: list[str], make_
         except ValueError as exc:
             results.append({"fold": fold.index, "skipped": str(exc)})
             continue
-        threshold = None
-        if trainer.task == "classification":
-            vs = trainer.predict_score(xv)
-            classes = trainer.fit_info().get("classes")
-            positive = max(classes) if classes else 1
-            threshold = best_f1_threshold((yv == positive).astype(int), vs) if vs.ndim == 1 else 0.5
+        threshold = validation_threshold(trainer, xv, yv)[0] if trainer.task == "classification" else None
         ev = evaluate(spec, trainer, fold.test, features, threshold, trainer.fit_info().get("classes"))
         keep = {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float)) or v is None}
         results.append({
