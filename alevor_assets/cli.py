@@ -8,7 +8,12 @@ import sys
 import time
 from datetime import timedelta
 
+from typing import TYPE_CHECKING
+
 from alevor_assets.lib.config import pipeline_settings
+
+if TYPE_CHECKING:
+    from alevor_assets.defs.resources import AlevorStorage
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -16,7 +21,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from alevor_assets.definitions import defs
     from alevor_assets.defs.partitions import start_date
-    from alevor_assets.defs.resources import AlevorStorage, DEFAULT_HOME
+    from alevor_assets.defs.resources import build_resources
 
     first = start_date()
     last = first + timedelta(days=(args.days or int(pipeline_settings()["demo"]["days"])) - 1)
@@ -37,13 +42,13 @@ def _demo(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"run {result.run_id} failed after {elapsed:.1f}s; see the log above", file=sys.stderr)
         return 1
-    storage = AlevorStorage(home=os.environ.get("ALEVOR_HOME", DEFAULT_HOME))
+    storage = build_resources()["storage"].process_config_and_initialize()
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s; ALEVOR_HOME={storage.root}")
     _print_models(storage)
     return 0
 
 
-def _print_models(storage) -> None:
+def _print_models(storage: AlevorStorage) -> None:
     models = storage.registry.list_models()
     if models.height == 0:
         print("no models registered yet")
@@ -63,9 +68,9 @@ def _models(args: argparse.Namespace) -> int:
 
     import polars as pl
 
-    from alevor_assets.defs.resources import DEFAULT_HOME, AlevorStorage
+    from alevor_assets.defs.resources import build_resources
 
-    storage = AlevorStorage(home=os.environ.get("ALEVOR_HOME", DEFAULT_HOME))
+    storage = build_resources()["storage"].process_config_and_initialize()
     models = storage.registry.list_models().with_columns(
         pl.col("top_features").map_elements(lambda t: ", ".join(json.loads(t)[:3]) if t else "", return_dtype=pl.Utf8)
     )

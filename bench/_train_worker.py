@@ -45,12 +45,12 @@ def training_rows() -> pl.DataFrame:
 
 
 if __name__ == "__main__":
-    from alevor_assets.defs.modeling.specs import MODEL_SPECS
+    from alevor_assets.lib.specs import model_specs
     from alevor_assets.lib.modeling import train
     from alevor_assets.lib.training import make_trainer
 
     rows = training_rows()
-    spec = replace(next(s for s in MODEL_SPECS if s.name == "pump_detector_2s"), features_include=None, features_exclude=())
+    spec = replace(next(s for s in model_specs() if s.name == "pump_detector_2s"), features_include=None, features_exclude=())
     started = time.monotonic()
     result = train(spec, rows, make_trainer(spec.trainer.name, spec.trainer.params))
     seconds = time.monotonic() - started

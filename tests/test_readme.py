@@ -2,7 +2,6 @@
 
 import re
 
-import polars as pl
 
 from alevor_assets import compute_features
 from alevor_assets.lib.bars import time_bars

@@ -1,9 +1,11 @@
-"""The daily partitions every data asset shares (UTC days from ``ALEVOR_START_DATE``)."""
+"""The daily partitions every data asset shares (UTC days from ``ALEVOR_START_DATE``), and the
+decorator every daily data asset is declared with."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -11,15 +13,15 @@ DEFAULT_START_DATE = "2024-01-01"
 
 
 def start_date() -> date:
-    raw = os.environ.get("ALEVOR_START_DATE", DEFAULT_START_DATE)
+    # Partition definitions are part of the asset graph's structure, so the start date is read
+    # when the code location loads rather than by a resource at run time.
+    raw = dg.EnvVar("ALEVOR_START_DATE").get_value(DEFAULT_START_DATE) or DEFAULT_START_DATE
     try:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"ALEVOR_START_DATE must be a date like 2024-01-01, got {raw!r}") from None
 
 
-# Partition definitions are part of the asset graph's structure, so the start date is read when
-# the code location loads rather than through a resource.
 daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date().isoformat(), timezone="UTC")
 single_run = dg.BackfillPolicy.single_run()
 
@@ -27,3 +29,32 @@ single_run = dg.BackfillPolicy.single_run()
 def following_days(days: int) -> dg.TimeWindowPartitionMapping:
     """Depend on the same day and ``days`` later ones (forward-looking labels)."""
     return dg.TimeWindowPartitionMapping(end_offset=days, allow_nonexistent_upstream_partitions=True)
+
+
+def daily_asset(
+    *,
+    group: str,
+    check_specs: Sequence[dg.AssetCheckSpec],
+    name: str | None = None,
+    deps: Iterable[Any] | None = None,
+    automation_condition: dg.AutomationCondition | None = None,
+    kinds: Iterable[str] = ("polars", "parquet"),
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """A daily-partitioned data asset: one run per backfill range (the whole range in one pass),
+    write-audit-publish (so no output is required: the asset publishes its own files), and its
+    contract checks."""
+    return dg.asset(
+        name=name,
+        group_name=group,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
+        check_specs=list(check_specs),
+        output_required=False,
+        deps=list(deps) if deps is not None else None,
+        automation_condition=automation_condition,
+        kinds=set(kinds),
+        description=description,
+        metadata=metadata,
+    )

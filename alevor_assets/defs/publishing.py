@@ -18,7 +18,8 @@ import dagster as dg
 import polars as pl
 
 from alevor_assets.defs.resources import AlevorStorage
-from alevor_assets.lib.schemas import DATE_COLUMN, RuleFailure, ValidationReport
+from alevor_assets.lib.contract import ContractReport, merge_reports
+from alevor_assets.lib.schemas import DATE_COLUMN
 from alevor_assets.lib.warehouse import MissingPartitionError, StagedPartition, StagedWriter
 
 CONTRACT_CHECK = "check_contract"
@@ -54,7 +55,7 @@ class PartitionBatch:
     sort_by: Sequence[str]
     staged: list[StagedPartition] = field(default_factory=list)
     writers: dict[tuple[date, tuple[tuple[str, str], ...]], StagedWriter] = field(default_factory=dict)
-    reports: list[ValidationReport] = field(default_factory=list)
+    reports: list[ContractReport] = field(default_factory=list)
     quarantined: list[Path] = field(default_factory=list)
     rows_by_day: dict[str, int] = field(default_factory=dict)
     stats: list[pl.DataFrame] = field(default_factory=list)
@@ -88,12 +89,12 @@ class PartitionBatch:
             context.log.warning(f"{self.asset} {day} not built: {reason} (nothing changed on disk)")
         return days
 
-    def add(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> None:
+    def add(self, day: date, frame: pl.DataFrame, report: ContractReport) -> None:
         """Audit a day's frame and stage it when it passes."""
         if self.audit(day, frame, report):
             self.stage(day, frame)
 
-    def audit(self, day: date, frame: pl.DataFrame, report: ValidationReport) -> bool:
+    def audit(self, day: date, frame: pl.DataFrame, report: ContractReport) -> bool:
         """Record a day's validation; a failing frame goes to quarantine. True if it passed."""
         self.reports.append(report)
         if report.passed:
@@ -154,7 +155,7 @@ class PartitionBatch:
         extra_checks: Sequence[dg.AssetCheckResult] = (),
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Publish and report a materialization, or quarantine and report the failed check."""
-        merged = _merge(self.asset, self.reports)
+        merged = merge_reports(self.asset, self.reports)
         warehouse = self.storage.warehouse
         for key, writer in self.writers.items():
             self.staged.append(writer.close(self._schemas[key]))
@@ -209,19 +210,6 @@ class PartitionBatch:
                 *extra_checks,
             ],
         )
-
-
-def _merge(asset: str, reports: list[ValidationReport]) -> ValidationReport:
-    by_rule: dict[tuple[str, str | None], RuleFailure] = {}
-    for r in reports:
-        for f in r.failures:
-            key = (f.rule, f.column)
-            prev = by_rule.get(key)
-            by_rule[key] = (
-                f if prev is None
-                else RuleFailure(f.rule, f.column, prev.count + f.count, (prev.examples + f.examples)[:5])
-            )
-    return ValidationReport(asset=asset, rows=sum(r.rows for r in reports), failures=list(by_rule.values()))
 
 
 def _stats(frame: pl.DataFrame) -> pl.DataFrame:

@@ -7,7 +7,6 @@ run config). Assets only see the interfaces.
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -46,7 +45,7 @@ def env_or(name: str, default: str) -> str | dg.EnvVar:
     ``EnvVar`` fails a run when its variable is missing, which would make every default an error;
     reading it through this keeps the UI's record of where a set value came from.
     """
-    return dg.EnvVar(name) if os.environ.get(name) else default
+    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else default
 
 
 class AlevorStorage(dg.ConfigurableResource):
@@ -336,20 +335,23 @@ class PostgresSource(TradeSource):
 
 
 def _require_env(name: str, why: str) -> dg.EnvVar:
-    if not os.environ.get(name):
+    if not dg.EnvVar(name).get_value():
         raise ValueError(f"{why} needs {name} to be set")
     return dg.EnvVar(name)
 
 
 def build_source() -> TradeSource:
+    """The trade source ``ALEVOR_SOURCE`` names. The kind picks the resource's class, which is part
+    of the code location's structure, so it is read when the code location loads; every value a
+    source then uses is an ``EnvVar`` in its config (the UI shows where it came from)."""
     from alevor_assets.defs.partitions import start_date
 
-    kind = os.environ.get("ALEVOR_SOURCE", "synthetic")
+    kind = dg.EnvVar("ALEVOR_SOURCE").get_value("synthetic")
     events = env_or("ALEVOR_EVENTS", "")
     if kind == "synthetic":
         return SyntheticSource.from_file(start_date())
     if kind == "files":
-        fmt = os.environ.get("ALEVOR_FILES_FORMAT", "auto")
+        fmt = dg.EnvVar("ALEVOR_FILES_FORMAT").get_value("auto")
         if fmt not in FILE_FORMATS:
             raise ValueError(f"ALEVOR_FILES_FORMAT must be one of {', '.join(FILE_FORMATS)}; got {fmt!r}")
         return FilesSource(

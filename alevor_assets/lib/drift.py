@@ -49,3 +49,8 @@ def file_sha256(path: Path) -> str | None:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def drifted_features(psi: dict[str, float], threshold: float) -> dict[str, float]:
+    """Features whose PSI exceeds ``threshold`` (strictly: a PSI equal to it is still stable)."""
+    return {k: v for k, v in psi.items() if v > threshold}

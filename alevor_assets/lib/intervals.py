@@ -9,11 +9,12 @@ a day.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 _UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
 _PATTERN = re.compile(r"^(\d+)([smhd])$")
 DAY_US = _UNITS_US["d"]
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def duration_us(text: str) -> int:
@@ -54,3 +55,13 @@ def interval_timedelta(interval: str) -> timedelta:
 def sort_intervals(intervals: list[str]) -> list[str]:
     """Unique intervals, finest first."""
     return sorted(set(intervals), key=interval_us)
+
+
+def day_start_us(day: date) -> int:
+    """The first microsecond of UTC ``day`` since the epoch."""
+    return (day - _EPOCH_DAY).days * DAY_US
+
+
+def days_spanned(delta: timedelta) -> int:
+    """Whole days a span reaches into (rounded up; 0 for no span)."""
+    return -(-int(delta.total_seconds()) // 86_400) if delta > timedelta(0) else 0

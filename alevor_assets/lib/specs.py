@@ -7,13 +7,17 @@ fully, with messages that name the file and the field, before any asset is built
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from alevor_assets.lib.config import SPECS_DIR, pipeline_settings
 from alevor_assets.lib.intervals import duration_us, interval_us
 from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
 
@@ -247,6 +251,16 @@ def load_specs(directory: str | Path) -> list[ModelSpec]:
     return sorted(specs, key=lambda s: s.name)
 
 
-def label_sets(specs: list[ModelSpec]) -> dict[tuple[str, str], LabelSpec]:
+def label_sets(specs: Sequence[ModelSpec]) -> dict[tuple[str, str], LabelSpec]:
     """The distinct (interval, label set name) pairs the specs need."""
     return {(s.interval, s.label.set_name): s.label for s in specs}
+
+
+@lru_cache(maxsize=1)
+def model_specs() -> tuple[ModelSpec, ...]:
+    """The specs this code location serves: every ``alevor_assets/specs/*.yaml``. Modules listed
+    under ``plugins:`` in pipeline.yaml are imported first, so specs can name the label strategies
+    and trainers registered there."""
+    for module in pipeline_settings().get("plugins") or []:
+        importlib.import_module(module)
+    return tuple(load_specs(SPECS_DIR))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from alevor_assets.lib.intervals import day_start_us
 from alevor_assets.lib.schemas import DATE_COLUMN
 
 PART_FILE = "part-0.parquet"
@@ -218,6 +219,52 @@ class Warehouse:
             if p.name.startswith(prefix) and (p / PART_FILE).exists()
         ]
         return sorted(days)
+
+    # -- windows: what an asset reads around a day (warm-up before it, horizons after it) ----------
+
+    def token_batches(self, day: date, target_rows: int = 4_000_000) -> list[list[str]]:
+        """The day's raw_trades tokens in sorted slices of roughly ``target_rows`` trades, so a
+        very large day is processed whole tokens at a time."""
+        import pyarrow.parquet as pq
+
+        path = self.require("raw_trades", day)
+        counts = pl.scan_parquet(path).group_by("token").len().sort("token").collect()
+        if counts.height == 0 or pq.ParquetFile(path).metadata.num_rows <= target_rows:
+            return [counts["token"].to_list()] if counts.height else []
+        batches: list[list[str]] = []
+        current: list[str] = []
+        rows = 0
+        for token, n in counts.iter_rows():
+            if current and rows + n > target_rows:
+                batches.append(current)
+                current, rows = [], 0
+            current.append(token)
+            rows += n
+        return batches + ([current] if current else [])
+
+    def scan_tokens(
+        self, asset: str, first: date, last: date, keys: Mapping[str, str] | None, tokens: list[str]
+    ) -> pl.LazyFrame | None:
+        """Partitions ``first..last`` of ``asset`` restricted to ``tokens``; ``None`` when none exist."""
+        lf = self.scan(asset, first, last, keys)
+        return None if lf is None else lf.filter(pl.col("token").is_in(tokens))
+
+    def contiguous(self, asset: str, keys: Mapping[str, str] | None, first: date, last: date) -> tuple[pl.DataFrame, int | None]:
+        """Rows of ``asset`` for the days ``first..last`` that exist, sorted by token and ts, up to
+        the first missing day after ``first``; and the end of that data (µs), ``None`` without any."""
+        days = days_between(first, last)
+        files = self.partition_files(asset, days, keys)
+        if not files:
+            return pl.DataFrame(), None
+        present = set(self.available_days(asset, keys))
+        end_day = first
+        for d in days:
+            if d not in present:
+                break
+            end_day = d + timedelta(days=1)
+        end_us = day_start_us(end_day)
+        frame = pl.read_parquet(files).filter(pl.col("ts").dt.epoch("us") < end_us)
+        return frame.sort("token", "ts"), end_us
 
 
 class StagedWriter:

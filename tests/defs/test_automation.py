@@ -178,13 +178,56 @@ def test_files_sensor_requests_the_days_of_new_or_changed_files_only(tmp_path):
 
 
 def test_every_sensor_and_schedule_ships_stopped_and_each_spec_has_its_schedule():
-    from alevor_assets.defs.modeling.specs import MODEL_SPECS
+    from alevor_assets.lib.specs import model_specs
     from alevor_assets.definitions import defs as load
 
     defs = load()
     sensors = {s.name: s for s in defs.sensors}
     schedules = {s.name: s for s in defs.schedules}
     assert {"new_trades_sensor", "automation_sensor"} <= set(sensors)
-    assert set(schedules) == {f"retrain_{spec.name}_schedule" for spec in MODEL_SPECS}
+    assert set(schedules) == {f"retrain_{spec.name}_schedule" for spec in model_specs()}
     for item in [*sensors.values(), *schedules.values()]:
         assert item.default_status.value == "STOPPED", item.name
+
+
+def test_a_failed_drift_check_retrains_the_model_exactly_once_and_a_passing_one_never():
+    """The retrain condition of every model asset, on a drift asset whose check result we set."""
+    from alevor_assets.defs.automation import retrain_when_needed
+    from alevor_assets.defs.modeling.checks import DRIFT_CHECK
+
+    drift_passes = {"value": False}
+
+    @dg.asset(name="drift_toy", check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset="drift_toy")])
+    def drift_toy() -> dg.MaterializeResult:
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+            check_name=DRIFT_CHECK, passed=drift_passes["value"], severity=dg.AssetCheckSeverity.WARN)])
+
+    @dg.asset(name="model_toy", deps=[drift_toy], automation_condition=retrain_when_needed(drift_toy.key))
+    def model_toy() -> None:
+        return None
+
+    defs = dg.Definitions(assets=[drift_toy, model_toy])
+    with dg.instance_for_test() as instance:
+
+        def evaluate(cursor):
+            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+            return result.cursor, result.get_num_requested(model_toy.key)
+
+        cursor, n = evaluate(None)
+        assert n == 0
+        assert dg.materialize([drift_toy], instance=instance).success  # drift check fails
+        cursor, n = evaluate(cursor)
+        assert n == 1
+        assert dg.materialize([drift_toy, model_toy], instance=instance, selection=[model_toy.key]).success
+        for _ in range(3):  # handled: never again for the same failure
+            cursor, n = evaluate(cursor)
+            assert n == 0
+        drift_passes["value"] = True
+        assert dg.materialize([drift_toy], instance=instance).success
+        cursor, n = evaluate(cursor)
+        assert n == 0
+        # A run that trains the model itself (drift and model together) does not retrain it again.
+        drift_passes["value"] = False
+        assert dg.materialize([drift_toy, model_toy], instance=instance).success
+        cursor, n = evaluate(cursor)
+        assert n == 0

@@ -1,7 +1,6 @@
 from datetime import datetime, timezone
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import pytest
 

@@ -1,13 +1,13 @@
 """The fast validation gate never passes a frame that pandera rejects (and agrees on clean ones)."""
 
-from datetime import timedelta
 
-import numpy as np
 import polars as pl
 import pytest
 
 from alevor_assets.lib.bars import time_bars
-from alevor_assets.lib.schemas import SCHEMAS, _fast_pass, validate
+from alevor_assets.lib.contract import _fast_pass
+from alevor_assets.lib.contract import check_contract
+from alevor_assets.lib.schemas import SCHEMAS
 from alevor_assets.lib.synthetic import trades_for_day
 from tests.conftest import START, small_config
 
@@ -53,4 +53,4 @@ def test_fast_gate_agrees_with_pandera(asset):
         bad = corrupt(clean)
         assert not _pandera_passes(asset, bad), i
         assert not _fast_pass(schema, bad), i
-        assert not validate(asset, bad).passed, i
+        assert not check_contract(asset, bad).passed, i

@@ -1,7 +1,7 @@
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.modeling import leaked_features
+from alevor_assets.lib.contract import leaked_features
 
 
 def _rows(n=2000, seed=0):

@@ -2,7 +2,7 @@ from datetime import date, datetime, timezone
 
 import polars as pl
 
-from alevor_assets.lib.schemas import validate
+from alevor_assets.lib.contract import check_contract
 
 DAY = date(2024, 1, 2)
 
@@ -24,7 +24,7 @@ def test_every_broken_rule_is_named_with_counts_and_examples():
         ("A", 4, t, 1.0, 2.0, "buy", "f.csv:6"),
         ("A", 5, datetime(2024, 1, 3, 0, 0, 1, tzinfo=timezone.utc), 1.0, 1.0, "hold", "f.csv:7"),
     ])
-    report = validate("raw_trades", frame, ts_column="ts")
+    report = check_contract("raw_trades", frame, ts_column="ts")
     rules = {(f.column, f.rule): f for f in report.failures}
     assert ("price", "greater_than(0)") in rules
     assert ("price", "not null or NaN") in rules
@@ -38,4 +38,4 @@ def test_every_broken_rule_is_named_with_counts_and_examples():
 
 def test_clean_frame_passes():
     t = datetime(2024, 1, 2, 12, tzinfo=timezone.utc)
-    assert validate("raw_trades", _trades([("A", 1, t, 1.0, 1.0, "buy", "x")]), ts_column="ts").passed
+    assert check_contract("raw_trades", _trades([("A", 1, t, 1.0, 1.0, "buy", "x")]), ts_column="ts").passed

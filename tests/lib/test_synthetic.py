@@ -1,8 +1,8 @@
-from datetime import date, timedelta
+from datetime import timedelta
 
 import polars as pl
 
-from alevor_assets.lib.schemas import validate
+from alevor_assets.lib.contract import check_contract
 from alevor_assets.lib.synthetic import SyntheticConfig, events_for_day, tokens_for_day, trades_for_day
 from tests.conftest import START, small_config
 
@@ -21,10 +21,10 @@ def test_generated_trades_satisfy_the_contract():
     for offset in range(3):
         day = START + timedelta(days=offset)
         trades = trades_for_day(cfg, day).with_columns(pl.lit(day).alias("date"))
-        report = validate("raw_trades", trades, ts_column="ts")
+        report = check_contract("raw_trades", trades, ts_column="ts")
         assert report.passed, report.summary()
-        assert validate("tokens", tokens_for_day(cfg, day)).passed
-        assert validate("labelled_events", events_for_day(cfg, day)).passed
+        assert check_contract("tokens", tokens_for_day(cfg, day)).passed
+        assert check_contract("labelled_events", events_for_day(cfg, day)).passed
 
 
 def test_market_has_launches_bursts_heavy_tails_and_pumps():

@@ -6,52 +6,37 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from alevor_assets.defs.automation import follow_upstream
 from alevor_assets.defs.market_data.checks import (
     BARS_CHECKS,
     EVENTS_CHECKS,
     RAW_TRADES_CHECKS,
     TOKENS_CHECKS,
     skipped_rows_result,
-    validate_bars,
-    validate_trades,
 )
-from alevor_assets.defs.automation import follow_upstream
-from alevor_assets.defs.partitions import daily_partitions, single_run
+from alevor_assets.defs.partitions import daily_asset
 from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
 from alevor_assets.lib.bars import BAR_SCHEMA, SortedTrades, bar_spec, iter_token_batches
-from alevor_assets.lib.schemas import DATE_COLUMN, rejected_failures, validate
+from alevor_assets.lib.contract import check_bars, check_contract, check_trades, split_bad_rows
+from alevor_assets.lib.schemas import DATE_COLUMN
 
 GROUP = "market_data"
 Result = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=TOKENS_CHECKS,
-    output_required=False,
-    kinds={"polars", "parquet"},
-)
+@daily_asset(group=GROUP, check_specs=TOKENS_CHECKS)
 def tokens(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
     """Token metadata as of each day: symbol, name, address and creation time (`created_at`, null
     when the source does not know it). Token age features and the early-pump filter use it."""
     batch = PartitionBatch(storage, "tokens", context.run.run_id, sort_by=["token"])
     for day in partition_days(context):
         frame = source.tokens(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
-        batch.add(day, frame, validate("tokens", frame))
+        batch.add(day, frame, check_contract("tokens", frame))
     yield from batch.finish(context, {"source": source.describe()})
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=EVENTS_CHECKS,
-    output_required=False,
-    kinds={"polars", "parquet"},
-)
+@daily_asset(group=GROUP, check_specs=EVENTS_CHECKS)
 def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
     """Known pump and dump episodes that overlap each day (`token, type, start_time, end_time`):
     the synthetic market's ground truth, or your own events file or table. Supervised pump label
@@ -59,7 +44,7 @@ def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, s
     batch = PartitionBatch(storage, "labelled_events", context.run.run_id, sort_by=["token", "start_time", "type"])
     for day in partition_days(context):
         frame = source.labelled_events(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
-        batch.add(day, frame, validate("labelled_events", frame))
+        batch.add(day, frame, check_contract("labelled_events", frame))
     yield from batch.finish(context, {"source": source.describe()})
 
 
@@ -71,14 +56,7 @@ class RawTradesConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=RAW_TRADES_CHECKS,
-    output_required=False,
-    kinds={"polars", "parquet"},
-)
+@daily_asset(group=GROUP, check_specs=RAW_TRADES_CHECKS)
 def raw_trades(
     context: dg.AssetExecutionContext, config: RawTradesConfig, storage: AlevorStorage, source: TradeSource
 ) -> Result:
@@ -91,18 +69,13 @@ def raw_trades(
     for day in partition_days(context):
         got = source.read_trades(day)
         frame = got.trades.with_columns(pl.lit(day).alias(DATE_COLUMN))
-        report = validate_trades(frame)
-        if config.skip_bad_rows:
-            bad = sorted(report.bad_rows)
-            if bad or got.rejected.height:
-                keep = pl.Series(range(frame.height)).is_in(bad).not_()
-                batch.quarantine(day, frame.filter(~keep), "skipped_rows")
-                batch.quarantine(day, got.rejected, "rejected_lines")
-                frame = frame.filter(keep)
-                report = validate_trades(frame)
-                skipped[day.isoformat()] = len(bad) + got.rejected.height
-        else:
-            report.failures = rejected_failures(got.rejected) + report.failures
+        report = check_trades(frame, got.rejected)
+        if config.skip_bad_rows and (report.bad_rows or got.rejected.height):
+            frame, bad = split_bad_rows(frame, report)
+            batch.quarantine(day, bad, "skipped_rows")
+            batch.quarantine(day, got.rejected, "rejected_lines")
+            report = check_trades(frame)
+            skipped[day.isoformat()] = bad.height + got.rejected.height
         batch.add(day, frame, report)
     yield from batch.finish(
         context,
@@ -111,16 +84,7 @@ def raw_trades(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    check_specs=BARS_CHECKS,
-    output_required=False,
-    deps=[raw_trades],
-    automation_condition=follow_upstream(),
-    kinds={"polars", "parquet"},
-)
+@daily_asset(group=GROUP, check_specs=BARS_CHECKS, deps=[raw_trades], automation_condition=follow_upstream())
 def bars(
     context: dg.AssetExecutionContext, storage: AlevorStorage, settings: PipelineSettings
 ) -> Result:
@@ -140,7 +104,7 @@ def bars(
             sorted_trades = SortedTrades.from_frame(trades)
             for name, part in sorted_trades.bars_by_spec(specs, with_codes=True).items():
                 part = part.with_columns(pl.lit(day).alias(DATE_COLUMN))
-                if batch.audit(day, part, validate_bars(part, sorted_trades)):
+                if batch.audit(day, part, check_bars(part, sorted_trades)):
                     batch.append(day, part, {"interval": name})
     yield from batch.finish(context, {"intervals": ", ".join(names)})
 

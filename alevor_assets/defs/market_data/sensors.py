@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -54,7 +54,8 @@ def new_trades_sensor(context: dg.SensorEvaluationContext, source: TradeSource) 
         # Days before the look-back window are settled: neither compared nor kept.
         oldest = min(current)
         previous = {d: fp for d, fp in previous.items() if d >= oldest}
-    today = date.today().isoformat()
+    # Partitions are UTC days; today's is not complete yet.
+    today = datetime.now(timezone.utc).date().isoformat()
     valid = {d for d in set(current) | set(previous) if daily_partitions.start.date().isoformat() <= d < today}
     requests = requests_for(previous, current, valid)
     if requests:

@@ -1,13 +1,15 @@
-"""The model gate: each validation reports whether its spec's thresholds hold on the test fold."""
+"""The model checks: the gate on held-out data, and whether the newest version is still current."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from alevor_assets.lib.lifecycle import DriftStatus, Validated
 from alevor_assets.lib.specs import ModelSpec
-from alevor_assets.lib.validation import GateResult
 
 GATE_CHECK = "check_gate"
+TRAINING_DATA_CHECK = "check_training_data_unchanged"
+DRIFT_CHECK = "check_feature_drift"
 
 
 def gate_check_spec(asset: str, spec: ModelSpec) -> dg.AssetCheckSpec:
@@ -22,18 +24,15 @@ def gate_check_spec(asset: str, spec: ModelSpec) -> dg.AssetCheckSpec:
     )
 
 
-def gate_check_result(gate: GateResult) -> dg.AssetCheckResult:
+def gate_check_result(validated: Validated) -> dg.AssetCheckResult:
+    failures = [c["rule"] for c in validated.gate_checks if not c["passed"]]
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
-        passed=gate.passed,
+        passed=validated.decision.gate_passed,
         severity=dg.AssetCheckSeverity.WARN,
-        description="gate passed" if gate.passed else "gate failed: " + "; ".join(gate.failures()),
-        metadata={"rules": dg.MetadataValue.json(gate.checks)},
+        description="gate passed" if validated.decision.gate_passed else "gate failed: " + "; ".join(failures),
+        metadata={"rules": dg.MetadataValue.json(validated.gate_checks)},
     )
-
-
-TRAINING_DATA_CHECK = "check_training_data_unchanged"
-DRIFT_CHECK = "check_feature_drift"
 
 
 def drift_check_specs(asset: str, spec: ModelSpec) -> list[dg.AssetCheckSpec]:
@@ -51,22 +50,25 @@ def drift_check_specs(asset: str, spec: ModelSpec) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def drift_results(changed: list, psi: dict[str, float], threshold: float, newer: list[str]) -> list[dg.AssetCheckResult]:
-    drifted = {k: v for k, v in psi.items() if v > threshold}
+def drift_results(status: DriftStatus) -> list[dg.AssetCheckResult]:
+    drifted, threshold = status.drifted, status.threshold
+    if drifted:
+        drift_text = f"PSI > {threshold}: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(drifted.items()))[:500]
+    else:
+        drift_text = "no newer partitions yet" if not status.newer else f"max PSI {max(status.psi.values(), default=0):.3f}"
     return [
         dg.AssetCheckResult(
             check_name=TRAINING_DATA_CHECK,
-            passed=not changed,
+            passed=not status.changed,
             severity=dg.AssetCheckSeverity.WARN,
-            description="unchanged" if not changed else f"changed: {', '.join(map(str, changed))[:500]}",
-            metadata={"changed": dg.MetadataValue.json([str(c) for c in changed])},
+            description="unchanged" if not status.changed else f"changed: {', '.join(status.changed)[:500]}",
+            metadata={"changed": dg.MetadataValue.json(status.changed)},
         ),
         dg.AssetCheckResult(
             check_name=DRIFT_CHECK,
             passed=not drifted,
             severity=dg.AssetCheckSeverity.WARN,
-            description=(f"PSI > {threshold}: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(drifted.items()))[:500])
-            if drifted else ("no newer partitions yet" if not newer else f"max PSI {max(psi.values(), default=0):.3f}"),
-            metadata={"drifted_features": dg.MetadataValue.json(drifted), "newer_partitions": dg.MetadataValue.json(newer)},
+            description=drift_text,
+            metadata={"drifted_features": dg.MetadataValue.json(drifted), "newer_partitions": dg.MetadataValue.json(status.newer)},
         ),
     ]

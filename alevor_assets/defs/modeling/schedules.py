@@ -3,13 +3,13 @@
 import dagster as dg
 
 from alevor_assets.defs.modeling.assets import MODEL_ASSETS
-from alevor_assets.defs.modeling.specs import MODEL_SPECS
+from alevor_assets.lib.specs import ModelSpec, model_specs
 
 # Mondays 04:00 UTC unless a spec sets `retrain: {cron: ...}`.
 DEFAULT_RETRAIN_CRON = "0 4 * * 1"
 
 
-def _schedule(spec) -> dg.ScheduleDefinition:
+def _schedule(spec: ModelSpec) -> dg.ScheduleDefinition:
     keys = [a.key for a in MODEL_ASSETS if a.key.path[0] in (f"model_{spec.name}", f"validation_{spec.name}")]
     job = dg.define_asset_job(f"retrain_{spec.name}", selection=dg.AssetSelection.assets(*keys),
                               description=f"Train and validate a new version of {spec.name}.")
@@ -23,4 +23,4 @@ def _schedule(spec) -> dg.ScheduleDefinition:
     )
 
 
-RETRAIN_SCHEDULES = [_schedule(spec) for spec in MODEL_SPECS]
+RETRAIN_SCHEDULES = [_schedule(spec) for spec in model_specs()]

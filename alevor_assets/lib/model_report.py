@@ -1,0 +1,105 @@
+"""What a model version records and reports: its metadata and its validation report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from alevor_assets.lib import report as rp
+from alevor_assets.lib.modeling import Evaluation, TrainResult
+from alevor_assets.lib.specs import ModelSpec
+from alevor_assets.lib.validation import evaluate_gate
+from alevor_assets.lib.version import code_version
+
+
+def version_metadata(
+    spec: ModelSpec, result: TrainResult, rows_by_partition: dict[str, int], partition_sha256: dict[str, str | None]
+) -> dict[str, Any]:
+    """``metadata.json`` of a newly trained version: the spec, what it was trained on (partitions,
+    row counts, file hashes, split), its validation-fold metrics and feature importance."""
+    trainer = result.trainer
+    importance = trainer.feature_importance()
+    top = [k for k, _ in sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:10]]
+    return {
+        "spec": spec.raw(),
+        "interval": spec.interval,
+        "label": {"strategy": spec.label.strategy, "set": spec.label.set_name, "params": spec.label.params},
+        "trainer": {"name": trainer.name, "params": trainer.params()},
+        "features": result.features,
+        "threshold": result.threshold,
+        "training": {
+            "partitions": list(rows_by_partition), "rows_by_partition": rows_by_partition,
+            "split": result.split.describe(), "partition_sha256": partition_sha256,
+        },
+        "validation_metrics": result.validation_metrics,
+        "fit": trainer.fit_info(),
+        "top_features": top,
+        "feature_importance": importance,
+        "code_version": code_version(),
+    }
+
+
+def _when(us: Any) -> str:
+    return datetime.fromtimestamp(int(us) / 1e6, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if us is not None else "–"
+
+
+def validation_report(
+    spec: ModelSpec,
+    version: int,
+    evaluation: Evaluation,
+    decision: str,
+    importance: dict[str, float],
+    test_rows: pl.DataFrame,
+    training: dict[str, Any],
+    walk: dict[str, Any],
+) -> rp.Report:
+    metrics, score = evaluation.metrics, evaluation.score
+    report = rp.Report(title=f"Validation of {spec.name} v{version}")
+    report.add("Decision", decision)
+    scalar = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
+    report.add("Test metrics (held-out, chronologically last fold)", rp.table(
+        [{"metric": k, "value": v} for k, v in scalar.items()], ["metric", "value"]
+    ))
+    gate = evaluate_gate(metrics, spec.gate)
+    report.add("Gate", rp.table(gate.checks, ["rule", "value", "passed"]) if gate.checks else "No gate rules.")
+    if evaluation.backtest is not None:
+        bt = spec.backtest
+        report.add("Backtest", (
+            f"Signals on the test fold traded per token without overlap, each trade from its bar to its label's "
+            f"horizon, {bt.fee_bps:g} bps fees + {bt.slippage_bps:g} bps slippage per side, {bt.risk_fraction:.0%} of "
+            f"equity per trade, sides {bt.sides}. Metrics above: trades, hit_rate, profit_factor, max_drawdown, "
+            "sharpe (daily, annualized), total_return."
+        ))
+        if len(evaluation.backtest.equity):
+            report.plots["equity_curve.png"] = rp.equity_plot(evaluation.backtest.equity_ts_us, evaluation.backtest.equity)
+    if walk.get("folds"):
+        cols = ["fold", "test_start", "test_end", "train_rows", "test_rows", "purged_rows", spec.primary_metric]
+        rows = [{**f, "test_start": _when(f.get("test_start_us")), "test_end": _when(f.get("test_end_us"))} for f in walk["folds"]]
+        report.add("Walk-forward (expanding window, purged, embargoed)", rp.table(rows, cols) + (
+            f"\n\n{spec.primary_metric}: mean {rp._fmt(walk.get('mean'))}, std {rp._fmt(walk.get('std'))}."
+        ))
+    elif walk.get("skipped"):
+        report.add("Walk-forward", f"Skipped: {walk['skipped']}.")
+    split = training["split"]
+    folds = [{"fold": k, "start": _when(split[k]["start_us"]), "end": _when(split[k]["end_us"]), "rows": split[k]["rows"]}
+             for k in ("train", "validation", "test")]
+    report.add("Data", rp.table(folds, ["fold", "start", "end", "rows"])
+               + f"\n\nPurged rows: {split['purged_rows']}, embargoed rows: {split['embargoed_rows']}. "
+               f"Partitions: {', '.join(training['partitions'])}.")
+    top = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:15]
+    if top:
+        report.add("Top features", rp.table([{"feature": k, "importance": v} for k, v in top], ["feature", "importance"]))
+        report.plots["feature_importance.png"] = rp.feature_importance_plot(importance)
+    y = test_rows["label"].to_numpy()
+    if spec.task == "classification" and score.ndim == 1 and len(np.unique(y)) > 1:
+        report.plots["calibration.png"] = rp.calibration_plot((y == y.max()).astype(int), score)
+    if spec.task == "classification" and "confusion_matrix" in metrics:
+        m = metrics["confusion_matrix"]
+        labels = [str(c) for c in sorted(np.unique(y).tolist())] if len(m) == len(np.unique(y)) else [str(i) for i in range(len(m))]
+        report.plots["confusion_matrix.png"] = rp.confusion_plot(m, labels)
+    if spec.task == "regression" and len(y):
+        report.plots["predicted_vs_actual.png"] = rp.scatter_plot(y, score)
+    return report
