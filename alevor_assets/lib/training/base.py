@@ -1,0 +1,103 @@
+"""The trainer interface and the registry of trainers.
+
+``make_trainer`` coerces a spec's values to each field's declared type (``int``, ``float``,
+``bool``, ``str``, optionally ``| None``), so a wrong type fails when the spec loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import polars as pl
+
+from alevor_assets.lib.plugins import Registry
+
+
+class Trainer:
+    """Base class for trainers; subclasses are dataclasses registered with ``@register_trainer``."""
+
+    name: ClassVar[str]
+    task: ClassVar[str]  # "classification" or "regression"
+    artifact_file: ClassVar[str] = "model.bin"
+
+    def fit(
+        self,
+        x_train: pl.DataFrame,
+        y_train: np.ndarray,
+        w_train: np.ndarray,
+        x_val: pl.DataFrame,
+        y_val: np.ndarray,
+        w_val: np.ndarray,
+    ) -> None:  # pragma: no cover - interface
+        """Fit on the training fold; ``x_*`` hold only feature columns (float, null = missing)."""
+        raise NotImplementedError
+
+    def predict_score(self, x: pl.DataFrame) -> np.ndarray:
+        """Positive-class probability (binary), class probabilities (multi-class, n×k) or the
+        predicted value (regression)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def save(self, directory: Path) -> Path:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def load(self, path: Path) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def feature_importance(self) -> dict[str, float]:
+        return {}
+
+    def fit_info(self) -> dict[str, Any]:
+        """Facts about the fit worth recording (best iteration, classes, ...)."""
+        return {}
+
+    def params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    # ``kind`` is the field's annotation: text such as ``"int | None"`` in modules that postpone
+    # annotations (``from __future__ import annotations``, as every trainer module here does).
+    kinds = {"int": int, "float": float, "bool": bool, "str": str}
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", "")
+    name = name.replace(" ", "")
+    if name.endswith("|None"):  # optional: None passes, anything else is coerced to the type
+        name = name[: -len("|None")]
+    # Other unions (e.g. ``float | str``) pass through; the trainer's __post_init__ checks them.
+    target = kinds.get(name)
+    if target is None or value is None:
+        return value
+    if target is bool and not isinstance(value, bool):
+        raise ValueError(f"hyperparameter {key!r} must be true or false, got {value!r}")
+    if target in (int, float) and isinstance(value, bool):
+        raise ValueError(f"hyperparameter {key!r} must be {target.__name__}, got {value!r}")
+    if target is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"hyperparameter {key!r} must be an integer, got {value!r}")
+    try:
+        return target(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"hyperparameter {key!r} must be {target.__name__}, got {value!r}") from None
+
+
+_TRAINERS: Registry[Trainer] = Registry("trainer", "hyperparameter", coerce=_coerce)
+T = TypeVar("T", bound=type[Trainer])
+
+
+def register_trainer(cls: T) -> T:
+    """Class decorator: make a trainer available to model specs under ``cls.name``."""
+    return _TRAINERS.register(cls)
+
+
+def trainers() -> dict[str, type[Trainer]]:
+    return _TRAINERS.all()
+
+
+def make_trainer(name: str, params: dict[str, Any] | None = None) -> Trainer:
+    return _TRAINERS.make(name, params)
+
+
+def _threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -1,0 +1,166 @@
+"""Gradient-boosted trees with XGBoost (``xgboost_classifier``, ``xgboost_regressor``), saved as
+UBJSON (data only, nothing executes on load).
+
+Named ``boosting`` rather than ``xgboost`` so that ``import xgboost`` never finds this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from alevor_assets.lib.training.base import Trainer, _threads, register_trainer
+from alevor_assets.lib.validation import InsufficientDataError
+
+
+@dataclass
+class _XGBoostBase(Trainer):
+    n_estimators: int = 600
+    max_depth: int = 6
+    learning_rate: float = 0.08
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
+    max_bin: int = 256
+    early_stopping_rounds: int = 50
+    seed: int = 42
+
+    artifact_file: ClassVar[str] = "model.ubj"
+
+    def _common(self) -> dict[str, Any]:
+        return dict(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
+            max_bin=self.max_bin,
+            tree_method="hist",
+            random_state=self.seed,
+            n_jobs=_threads(),
+            early_stopping_rounds=self.early_stopping_rounds if self.early_stopping_rounds > 0 else None,
+        )
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / self.artifact_file
+        self._model.save_model(path)  # UBJSON: data only, nothing executes on load
+        return path
+
+    def feature_importance(self) -> dict[str, float]:
+        booster = self._model.get_booster()
+        gains = booster.get_score(importance_type="gain")
+        names = booster.feature_names or []
+        total = sum(gains.values()) or 1.0
+        return {n: float(gains.get(n, 0.0)) / total for n in names}
+
+    def fit_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        best = getattr(self._model, "best_iteration", None)
+        if best is not None:
+            info["best_iteration"] = int(best)
+        return info
+
+
+@register_trainer
+@dataclass
+class XGBoostClassifier(_XGBoostBase):
+    """Gradient-boosted trees for binary or multi-class labels; classes are re-weighted to balance
+    when ``balance_classes`` is on, early stopping watches the validation fold's log loss."""
+
+    name: ClassVar[str] = "xgboost_classifier"
+    task: ClassVar[str] = "classification"
+    balance_classes: bool = True
+
+    def fit(
+        self,
+        x_train: pl.DataFrame,
+        y_train: np.ndarray,
+        w_train: np.ndarray,
+        x_val: pl.DataFrame,
+        y_val: np.ndarray,
+        w_val: np.ndarray,
+    ) -> None:
+        import xgboost as xgb
+
+        classes = np.unique(np.concatenate([y_train, y_val]))
+        self._classes = [int(c) for c in classes]
+        if len(classes) < 2:
+            raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
+        # Labels must be 0..k-1 for XGBoost; keep the mapping to report the original values.
+        index = {c: i for i, c in enumerate(self._classes)}
+        yt = np.array([index[int(v)] for v in y_train])
+        yv = np.array([index[int(v)] for v in y_val])
+        wt = w_train * self._balance(yt) if self.balance_classes else w_train
+        multi = len(classes) > 2
+        self._model = xgb.XGBClassifier(
+            **self._common(),
+            objective="multi:softprob" if multi else "binary:logistic",
+            eval_metric="mlogloss" if multi else "logloss",
+        )
+        self._model.fit(
+            x_train, yt, sample_weight=wt,
+            eval_set=[(x_val, yv)], sample_weight_eval_set=[w_val], verbose=False,
+        )
+
+    @staticmethod
+    def _balance(y: np.ndarray) -> np.ndarray:
+        counts = np.bincount(y)
+        weights = len(y) / (len(counts) * np.maximum(counts, 1))
+        return weights[y]
+
+    def predict_score(self, x: pl.DataFrame) -> np.ndarray:
+        proba = self._model.predict_proba(x)
+        return proba[:, 1] if proba.shape[1] == 2 else proba
+
+    def load(self, path: Path) -> None:
+        import xgboost as xgb
+
+        self._model = xgb.XGBClassifier()
+        self._model.load_model(path)
+
+    def fit_info(self) -> dict[str, Any]:
+        return {**super().fit_info(), "classes": getattr(self, "_classes", None)}
+
+
+@register_trainer
+@dataclass
+class XGBoostRegressor(_XGBoostBase):
+    """Gradient-boosted trees for continuous labels (squared error), early stopping on the
+    validation fold."""
+
+    name: ClassVar[str] = "xgboost_regressor"
+    task: ClassVar[str] = "regression"
+    objective: str = "reg:squarederror"
+
+    def fit(
+        self,
+        x_train: pl.DataFrame,
+        y_train: np.ndarray,
+        w_train: np.ndarray,
+        x_val: pl.DataFrame,
+        y_val: np.ndarray,
+        w_val: np.ndarray,
+    ) -> None:
+        import xgboost as xgb
+
+        self._model = xgb.XGBRegressor(**self._common(), objective=self.objective, eval_metric="rmse")
+        self._model.fit(
+            x_train, y_train, sample_weight=w_train,
+            eval_set=[(x_val, y_val)], sample_weight_eval_set=[w_val], verbose=False,
+        )
+
+    def predict_score(self, x: pl.DataFrame) -> np.ndarray:
+        return self._model.predict(x)
+
+    def load(self, path: Path) -> None:
+        import xgboost as xgb
+
+        self._model = xgb.XGBRegressor()
+        self._model.load_model(path)
