@@ -9,7 +9,7 @@ import pytest
 
 from alevor_assets.lib.schemas import UTC_US
 from alevor_assets.lib.sources import REJECT_SCHEMA, TRADE_SCHEMA, SourceError
-from alevor_assets.lib.sources import files as files_module
+from alevor_assets.lib.sources.files import reading as files_module
 from alevor_assets.lib.sources.files import FORMATS, FileTradeReader
 
 DAY = date(2024, 1, 1)
