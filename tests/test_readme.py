@@ -42,3 +42,84 @@ def test_every_environment_variable_the_code_reads_is_documented():
     assert used, "no variables found"
     for name in sorted(used):
         assert f"`{name}`" in text, name
+
+
+def _layout_paths() -> tuple[set[str], set[str]]:
+    """Files and folders named in README "Repository layout", as paths from the repository root.
+
+    A line names a folder when its first word ends with ``/``; the file names that follow (or
+    start the line) belong to that folder, or to the enclosing one. Deeper-indented lines that
+    continue a description name nothing."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Repository layout", 1)[1].split("```", 2)[1]
+    files: set[str] = set()
+    folders: set[str] = set()
+    stack: list[tuple[int, str]] = [(-1, "")]
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        words = line.split()
+        if indent >= 24:  # the description column: a continuation line
+            continue
+        while stack[-1][0] >= indent:
+            stack.pop()
+        where = stack[-1][1]
+        if words[0].endswith("/"):
+            where = where + words[0]
+            folders.add(where)
+            stack.append((indent, where))
+            words = words[1:]
+        for word in words:
+            name = word.rstrip(":,")
+            if not re.fullmatch(r"[\w.]+\.(py|yaml)", name):
+                break
+            files.add(where + name)
+            if word.endswith(":"):
+                break
+    return files, folders
+
+
+def test_the_repository_layout_names_every_module_and_nothing_else():
+    files, folders = _layout_paths()
+    package = {
+        str(p.relative_to(REPO)) for p in (REPO / "alevor_assets").rglob("*")
+        if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts and p.parent.name != "specs"
+    }
+    documented = {f for f in files if f.startswith("alevor_assets/")}
+    assert sorted(package - documented) == [], "modules missing from README's layout"
+    assert sorted(documented - package) == [], "README's layout names modules that do not exist"
+    missing = sorted(f for f in folders if not (REPO / f).is_dir())
+    assert missing == [], "README's layout names folders that do not exist"
+    every_folder = {str(p.relative_to(REPO)) + "/" for p in (REPO / "alevor_assets").rglob("*")
+                    if p.is_dir() and p.name != "__pycache__"}
+    assert sorted(every_folder - folders) == [], "folders missing from README's layout"
+
+
+def test_lib_never_imports_dagster_or_defs_and_defs_folders_do_not_import_each_other_in_a_circle():
+    import ast
+
+    edges: dict[str, set[str]] = {}
+    for path in (REPO / "alevor_assets").rglob("*.py"):
+        rel = path.relative_to(REPO / "alevor_assets").parts
+        modules = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules.add(node.module)
+        if rel[0] == "lib":
+            bad = sorted(m for m in modules if m.split(".")[0] == "dagster" or m.startswith("alevor_assets.defs"))
+            assert bad == [], (path, bad)
+        if rel[0] == "defs" and len(rel) > 2:  # a stage folder
+            here = rel[1]
+            edges.setdefault(here, set()).update(
+                m.split(".")[2] for m in modules
+                if m.startswith("alevor_assets.defs.") and len(m.split(".")) > 3 and m.split(".")[2] != here
+            )
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in edges.get(start, ()))
+
+    circles = sorted(f for f in edges if reaches(f, f, {f}))
+    assert circles == [], f"defs folders in an import circle: {circles} ({edges})"

@@ -117,15 +117,24 @@ class Bars(pa.DataFrameModel):
         return data.lazyframe.select((total - pl.col("volume")).abs() <= pl.col("volume") * 1e-9)
 
 
-class Labels(pa.DataFrameModel):
-    """Training targets; ``horizon_end`` is the last instant a label looks at."""
+class _Labelled(pa.DataFrameModel):
+    """Keys of rows with a label; ``horizon_end`` is the last instant the label looks at."""
 
     token: str
     interval: str
     ts: UTC_US  # type: ignore[valid-type]
+    horizon_end: UTC_US  # type: ignore[valid-type]
+
+
+def _finite_label(data: pa.PolarsData) -> pl.LazyFrame:
+    return data.lazyframe.select(pl.col("label").cast(pl.Float64).is_finite())
+
+
+class Labels(_Labelled):
+    """Training targets; ``horizon_end`` is the last instant a label looks at."""
+
     strategy: str
     weight: pl.Float64 = pa.Field(ge=0)
-    horizon_end: UTC_US  # type: ignore[valid-type]
 
     class Config:
         unique = ["token", "interval", "ts", "strategy"]
@@ -136,7 +145,7 @@ class Labels(pa.DataFrameModel):
 
     @pa.dataframe_check(name="label is finite")
     def _label_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("label").cast(pl.Float64).is_finite())
+        return _finite_label(data)
 
 
 class Features(pa.DataFrameModel):
@@ -159,22 +168,18 @@ class Features(pa.DataFrameModel):
         )
 
 
-class TrainingSet(pa.DataFrameModel):
+class TrainingSet(_Labelled):
     """Feature rows joined with their label, per model spec."""
 
-    token: str
-    interval: str
-    ts: UTC_US  # type: ignore[valid-type]
     spec: str
     weight: pl.Float64 = pa.Field(gt=0)
-    horizon_end: UTC_US  # type: ignore[valid-type]
 
     class Config:
         unique = ["spec", "token", "interval", "ts"]
 
     @pa.dataframe_check(name="label is finite")
     def _label_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("label").cast(pl.Float64).is_finite())
+        return _finite_label(data)
 
 
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {

@@ -24,15 +24,8 @@ class Trainer:
     task: ClassVar[str]  # "classification" or "regression"
     artifact_file: ClassVar[str] = "model.bin"
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:  # pragma: no cover - interface
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:  # pragma: no cover - interface
         """Fit on the training fold; ``x_*`` hold only feature columns (float, null = missing)."""
         raise NotImplementedError
 

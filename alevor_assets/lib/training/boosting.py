@@ -78,15 +78,8 @@ class XGBoostClassifier(_XGBoostBase):
     task: ClassVar[str] = "classification"
     balance_classes: bool = True
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         import xgboost as xgb
 
         classes = np.unique(np.concatenate([y_train, y_val]))
@@ -139,15 +132,8 @@ class XGBoostRegressor(_XGBoostBase):
     task: ClassVar[str] = "regression"
     objective: str = "reg:squarederror"
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         import xgboost as xgb
 
         self._model = xgb.XGBRegressor(**self._common(), objective=self.objective, eval_metric="rmse")

@@ -95,15 +95,8 @@ class RandomForestClassifierTrainer(_ForestBase):
     max_features: float | str = "sqrt"
     balance_classes: bool = True
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         xt, _ = self._start(x_train, x_val)
@@ -125,15 +118,8 @@ class RandomForestRegressorTrainer(_ForestBase):
     task: ClassVar[str] = "regression"
     max_features: float | str = 1.0
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
         xt, _ = self._start(x_train, x_val)

@@ -37,15 +37,8 @@ class LogisticRegressionTrainer(_SklearnTrainer):
         _positive_float("C", self.C)
         _positive_int("max_iter", self.max_iter)
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression
 
         xt, _ = self._start(x_train, x_val)
@@ -74,15 +67,8 @@ class LinearRegressionTrainer(_SklearnTrainer):
     def __post_init__(self) -> None:
         _positive_float("alpha", self.alpha, allow_zero=True)
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.linear_model import Ridge
 
         xt, _ = self._start(x_train, x_val)

@@ -131,15 +131,8 @@ class MLPClassifierTrainer(_MLPBase):
     task: ClassVar[str] = "classification"
     balance_classes: bool = True
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.metrics import log_loss
         from sklearn.neural_network import MLPClassifier
 
@@ -172,15 +165,8 @@ class MLPRegressorTrainer(_MLPBase):
     name: ClassVar[str] = "mlp_regressor"
     task: ClassVar[str] = "regression"
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.metrics import mean_squared_error
         from sklearn.neural_network import MLPRegressor
 

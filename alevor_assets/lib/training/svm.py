@@ -42,15 +42,8 @@ class SVMClassifierTrainer(_SklearnTrainer):
         _positive_float("C", self.C)
         _positive_int("max_iter", self.max_iter)
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.frozen import FrozenEstimator
         from sklearn.svm import LinearSVC
@@ -107,15 +100,8 @@ class SVMRegressorTrainer(_SklearnTrainer):
         _positive_float("epsilon", self.epsilon, allow_zero=True)
         _positive_int("max_iter", self.max_iter)
 
-    def fit(
-        self,
-        x_train: pl.DataFrame,
-        y_train: np.ndarray,
-        w_train: np.ndarray,
-        x_val: pl.DataFrame,
-        y_val: np.ndarray,
-        w_val: np.ndarray,
-    ) -> None:
+    def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
+            x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         from sklearn.svm import LinearSVR
 
         xt, _ = self._start(x_train, x_val)

@@ -251,6 +251,13 @@ _CONVERTED_SCHEMA = {
 }
 
 
+_SOURCE_COLUMNS = {
+    "canonical": {"token": "token", "ts": "ts", "price": "price", "amount": "amount"},
+    "ccxt": {"token": "symbol", "ts": "timestamp", "price": "price", "amount": "amount"},
+    "binance_aggtrades": {"ts": "transact_time", "price": "price", "amount": "quantity"},
+}
+
+
 def _convert(unit: _Unit, table: _Table) -> _Converted:
     df, origin = table.df, unit.origin
     n = df.height
@@ -261,31 +268,24 @@ def _convert(unit: _Unit, table: _Table) -> _Converted:
             pl.DataFrame(schema={"_line": pl.Int64, "rule": pl.String, "raw": pl.String}),
         )
     col = df.get_column
-    if table.fmt == "canonical":
-        token, token_rule = _token(col("token"))
-        ts, ts_rule = _timestamp(origin, "ts", col("ts"))
-        price, price_rule = _float(origin, "price", "price", col("price"))
-        amount, amount_rule = _float(origin, "amount", "amount", col("amount"))
+    names = _SOURCE_COLUMNS[table.fmt]  # contract column -> the format's column
+    ts, ts_rule = _timestamp(origin, names["ts"], col(names["ts"]))
+    price, price_rule = _float(origin, names["price"], "price", col(names["price"]))
+    amount, amount_rule = _float(origin, names["amount"], "amount", col(names["amount"]))
+    if table.fmt == "binance_aggtrades":
+        # No symbol column: the token comes from the file name; the side from is_buyer_maker.
+        token, token_rule = pl.repeat(_token_from_name(unit.name), n, dtype=pl.String, eager=True), _nulls(n)
+        side, side_rule = _buyer_maker_side(origin, "is_buyer_maker", col("is_buyer_maker"))
+        tid, tid_rule = _trade_id(origin, "agg_trade_id", col("agg_trade_id"), required=True)
+    else:
+        token, token_rule = _token(col(names["token"]))
         side, side_rule = _side(origin, "side", col("side"))
-        if "trade_id" in df.columns:
+        if table.fmt == "ccxt":
+            tid, tid_rule = _ccxt_ids(origin, df), _nulls(n)
+        elif "trade_id" in df.columns:
             tid, tid_rule = _trade_id(origin, "trade_id", col("trade_id"), required=False)
         else:
             tid, tid_rule = _nulls(n, pl.Int64), _nulls(n)
-    elif table.fmt == "ccxt":
-        token, token_rule = _token(col("symbol"))
-        ts, ts_rule = _timestamp(origin, "timestamp", col("timestamp"))
-        price, price_rule = _float(origin, "price", "price", col("price"))
-        amount, amount_rule = _float(origin, "amount", "amount", col("amount"))
-        side, side_rule = _side(origin, "side", col("side"))
-        tid, tid_rule = _ccxt_ids(origin, df), _nulls(n)
-    else:
-        token = pl.repeat(_token_from_name(unit.name), n, dtype=pl.String, eager=True)
-        token_rule = _nulls(n)
-        ts, ts_rule = _timestamp(origin, "transact_time", col("transact_time"))
-        price, price_rule = _float(origin, "price", "price", col("price"))
-        amount, amount_rule = _float(origin, "quantity", "amount", col("quantity"))
-        side, side_rule = _buyer_maker_side(origin, "is_buyer_maker", col("is_buyer_maker"))
-        tid, tid_rule = _trade_id(origin, "agg_trade_id", col("agg_trade_id"), required=True)
 
     out = pl.DataFrame(
         [token.alias("token"), tid.cast(pl.Int64).alias("trade_id"), ts.cast(pl.Int64).alias("ts"),
