@@ -20,6 +20,7 @@ import yaml
 from alevor_assets.lib.config import SPECS_DIR, pipeline_settings
 from alevor_assets.lib.intervals import duration_us, interval_us
 from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
+from alevor_assets.lib.training import make_trainer
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -157,8 +158,6 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
         raise SpecError(f"{where}: label: {exc}") from exc
     trainer_raw = need("trainer", dict)
     trainer = TrainerSpec(name=str(trainer_raw.get("name", "")), params=dict(trainer_raw.get("params") or {}))
-    from alevor_assets.lib.training import make_trainer  # late: training imports specs' users
-
     try:
         trainer_obj = make_trainer(trainer.name, trainer.params)
     except (ValueError, TypeError) as exc:
