@@ -4,8 +4,9 @@ refuses anything it did not write.
 Layout: ``$ALEVOR_HOME/models/<name>/v<N>/`` holds the artifact (a format that cannot execute
 code: XGBoost UBJSON, or skops for scikit-learn), ``metadata.json`` and, once validated,
 ``report.md`` with its plots. The ``model_registry`` table lists every version with its status:
-``candidate`` (trained), ``promoted`` (the one in use; at most one per name), ``rejected`` (failed
-its gate or did not beat the promoted one) or ``archived`` (promoted before).
+``candidate`` (trained, not validated yet), ``promoted`` (the one in use; at most one per name),
+``standby`` (passed its gate but did not beat the promoted version), ``rejected`` (failed its gate)
+or ``archived`` (promoted before).
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class ModelRegistry:
                    primary_value = ?, gate_passed = ?, report_path = ?, promoted_at = ?
                    WHERE name = ? AND version = ?""",
                 [
-                    "promoted" if promote else "rejected",
+                    "promoted" if promote else "standby" if gate_passed else "rejected",
                     json.dumps(metrics, default=str),
                     primary_metric,
                     _float(metrics.get(primary_metric)),

@@ -55,6 +55,9 @@ def test_promotion_is_exclusive(tmp_path):
     reg.record_validation("m", 1, metrics={"pr_auc": 0.5}, primary_metric="pr_auc", gate_passed=True, promote=True, report_path=tmp_path / "r1")
     reg.record_validation("m", 2, metrics={"pr_auc": 0.4}, primary_metric="pr_auc", gate_passed=False, promote=False, report_path=tmp_path / "r2")
     reg.record_validation("m", 3, metrics={"pr_auc": 0.6}, primary_metric="pr_auc", gate_passed=True, promote=True, report_path=tmp_path / "r3")
+    reg.save("m", trainer, _meta(trainer))
+    reg.record_validation("m", 4, metrics={"pr_auc": 0.55}, primary_metric="pr_auc", gate_passed=True, promote=False, report_path=tmp_path / "r4")
     listing = reg.list_models()
-    assert listing["status"].to_list() == ["archived", "rejected", "promoted"]
+    # A failed gate is `rejected`; a version that passed but did not beat the promoted one waits on `standby`.
+    assert listing["status"].to_list() == ["archived", "rejected", "promoted", "standby"]
     assert reg.promoted("m")["version"] == 3
