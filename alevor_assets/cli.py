@@ -1,4 +1,4 @@
-"""``python -m alevor_assets``: the demo run and a look at the model registry."""
+"""``python -m alevor_assets``: the demo run, and a look at the specs and the model registry."""
 
 from __future__ import annotations
 
@@ -103,6 +103,23 @@ def _load_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _specs(args: argparse.Namespace) -> int:
+    from alevor_assets.lib.specs import spec_source
+
+    source = spec_source()
+    rows = [
+        (s.name, s.interval, s.label.strategy, s.trainer.name, f"{s.window_days} d" + (f" to {s.window_end}" if s.window_end else ""),
+         "shipped" if s.shipped else "ALEVOR_SPECS", s.path)
+        for s in source.specs
+    ]
+    rows += [(name, "", "", "", "", "switched off", path) for name, path in sorted(source.switched_off.items())]
+    header = ("spec", "interval", "strategy", "trainer", "window", "origin", "file")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
 def _feature_table(args: argparse.Namespace) -> int:
     from alevor_assets.lib.features import feature_table_markdown
 
@@ -118,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
     models = sub.add_parser("models", help="list every registered model version")
     models.set_defaults(func=_models)
+    specs = sub.add_parser("specs", help="list the model specs served (shipped and ALEVOR_SPECS) and their files")
+    specs.set_defaults(func=_specs)
     sample = sub.add_parser("load-sample", help="load synthetic trades into PostgreSQL Token/Trade tables")
     sample.add_argument("--url", default=None, help="libpq URL (default: ALEVOR_PG_URL); the database is created if missing")
     sample.add_argument("--days", type=int, default=None, help="days to load (default: the demo's, pipeline.yaml)")

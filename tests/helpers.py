@@ -17,7 +17,7 @@ from alevor_assets.defs.sql.assets import SQL_ASSETS
 # The small test market has bars up to 5m, so these graphs carry the 2-second pump detector only;
 # the slow CLI test runs the shipped graph with every spec.
 PUMP_SPEC = next(s for s in model_specs() if s.name == "pump_detector_2s")
-SPEC_ASSETS = build_spec_assets([PUMP_SPEC])
+SPEC_ASSETS = build_spec_assets(PUMP_SPEC)
 DATA_ASSETS = [tokens, labelled_events, raw_trades, bars, *SQL_ASSETS, features, *SPEC_ASSETS[:2]]
 ALL_ASSETS = [*DATA_ASSETS, *SPEC_ASSETS[2:]]
 

@@ -15,7 +15,7 @@ from tests.conftest import SMALL_PIPELINE, cli_env, dagster_services, graphql
 
 pytestmark = pytest.mark.slow
 
-PARTITIONED = ["raw_trades", "tokens", "labelled_events", "bars", "features", "labels", "training_set",
+PARTITIONED = ["raw_trades", "tokens", "labelled_events", "bars", "features", "labels_pump_detector_2s", "training_set_pump_detector_2s",
                "token_daily_stats"]
 SELECTION = PARTITIONED + ["model_pump_detector_2s", "validation_pump_detector_2s"]
 RANGES = [(date(2024, 1, 1) + timedelta(days=2 * i), date(2024, 1, 2) + timedelta(days=2 * i)) for i in range(4)]

@@ -30,6 +30,6 @@ def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch)
     home = Path(env["ALEVOR_HOME"])
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
         for path in ("raw_trades", "bars/interval=2s", "bars/interval=1d", "features/interval=2s", "token_daily_stats",
-                     "labels/interval=2s/strategy=pump_events", "training_set/spec=pump_detector_2s"):
+                     "labels_pump_detector_2s", "training_set_pump_detector_2s"):
             assert (home / "warehouse" / path / f"date={day}" / "part-0.parquet").exists(), (path, day)
     assert (home / "models/pump_detector_2s/v1/report.md").exists()

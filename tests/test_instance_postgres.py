@@ -35,6 +35,6 @@ def test_whole_graph_run_with_the_instance_on_postgres(tmp_path, pg_database):
         )
         materialized = {json.loads(k)[0]: n for k, n in cur.fetchall()}  # keys are stored as ["name"]
     conn.close()
-    for asset in ("tokens", "labelled_events", "raw_trades", "bars", "token_daily_stats", "features", "labels", "training_set"):
+    for asset in ("tokens", "labelled_events", "raw_trades", "bars", "token_daily_stats", "features", "labels_pump_detector_2s", "training_set_pump_detector_2s"):
         assert materialized.get(asset) == 2, (asset, materialized)  # one per day
     assert materialized["model_pump_detector_2s"] == 1 and materialized["validation_pump_detector_2s"] == 1

@@ -96,7 +96,7 @@ class PartitionBatch:
 
     def audit(self, day: date, frame: pl.DataFrame, report: ContractReport) -> bool:
         """Record a day's validation; a failing frame goes to quarantine. True if it passed."""
-        self.reports.append(report)
+        self.reports.append(report.on_day(day.isoformat()))
         if report.passed:
             return True
         self.quarantine(day, frame, "rows")

@@ -43,3 +43,10 @@ def pipeline_settings() -> dict[str, Any]:
             raise ValueError(f"ALEVOR_PIPELINE={overlay_path!r} sets unknown keys {unknown}; known: {sorted(settings)}")
         settings = _merge(settings, overlay)
     return settings
+
+
+def user_spec_dirs() -> list[str]:
+    """Folders of your own spec files (``ALEVOR_SPECS``, several separated by ``os.pathsep``).
+    Like the pipeline settings, specs shape the asset graph, so they are read at load time."""
+    raw = os.environ.get("ALEVOR_SPECS", "")
+    return [part for part in raw.split(os.pathsep) if part.strip()]

@@ -13,7 +13,7 @@ their trades, and no label leakage into training rows.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -37,11 +37,13 @@ class RuleFailure:
     count: int
     examples: list[dict[str, Any]]
     rows: tuple[int, ...] = ()  # every failing row number, when the rule is about single rows
+    days: tuple[str, ...] = ()  # the partitions (UTC days) it failed on
 
     def describe(self) -> str:
         where = f"{self.column}: " if self.column else ""
         rows = ", ".join(_example_ref(e) for e in self.examples)
-        return f"{where}{self.rule} failed for {self.count} row(s), e.g. {rows}"
+        on = f" on {', '.join(self.days[:10])}{' ...' if len(self.days) > 10 else ''}" if self.days else ""
+        return f"{where}{self.rule} failed{on} for {self.count} row(s), e.g. {rows}"
 
 
 @dataclass
@@ -55,6 +57,10 @@ class ContractReport:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def on_day(self, day: str) -> ContractReport:
+        """The same report with every failure marked as failing on partition ``day``."""
+        return ContractReport(self.asset, self.rows, [replace(f, days=(day,)) for f in self.failures])
 
     @property
     def failed_rows(self) -> int:
@@ -75,15 +81,15 @@ class ContractReport:
     def to_markdown(self) -> str:
         if self.passed:
             return f"All rules passed on {self.rows} rows."
-        out = ["| rule | column | failing rows | examples |", "|---|---|---|---|"]
+        out = ["| rule | column | days | failing rows | examples |", "|---|---|---|---|---|"]
         for f in self.failures:
             ex = "<br>".join(_md_escape(json.dumps(e, default=str)) for e in f.examples)
-            out.append(f"| {_md_escape(f.rule)} | {f.column or '(row)'} | {f.count} | {ex} |")
+            out.append(f"| {_md_escape(f.rule)} | {f.column or '(row)'} | {', '.join(f.days) or '–'} | {f.count} | {ex} |")
         return "\n".join(out)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [
-            {"rule": f.rule, "column": f.column, "count": f.count, "examples": f.examples}
+            {"rule": f.rule, "column": f.column, "count": f.count, "days": list(f.days), "examples": f.examples}
             for f in self.failures
         ]
 
@@ -273,7 +279,8 @@ def merge_reports(asset: str, reports: list[ContractReport]) -> ContractReport:
             prev = by_rule.get(key)
             by_rule[key] = (
                 f if prev is None
-                else RuleFailure(f.rule, f.column, prev.count + f.count, (prev.examples + f.examples)[:5])
+                else RuleFailure(f.rule, f.column, prev.count + f.count, (prev.examples + f.examples)[:5],
+                                 days=tuple(sorted(set(prev.days) | set(f.days))))
             )
     return ContractReport(asset=asset, rows=sum(r.rows for r in reports), failures=list(by_rule.values()))
 
@@ -360,9 +367,9 @@ def reconcile_bars(bars: pl.DataFrame, trades: SortedTrades) -> list[RuleFailure
 # -- training rows: no feature may give the label away ---------------------------------------------
 
 
-def check_training_rows(frame: pl.DataFrame, features: list[str]) -> ContractReport:
-    """The training_set contract, plus the leakage rule over ``features``."""
-    report = check_contract("training_set", frame, ts_column="ts")
+def check_training_rows(frame: pl.DataFrame, features: list[str], asset: str = "training_set") -> ContractReport:
+    """The training_set contract, plus the leakage rule over ``features`` (reported as ``asset``)."""
+    report = check_contract(asset, frame, schema=SCHEMAS["training_set"], ts_column="ts")
     leaks = leaked_features(frame, features)
     if leaks:
         report.failures.append(RuleFailure(
@@ -374,12 +381,20 @@ def check_training_rows(frame: pl.DataFrame, features: list[str]) -> ContractRep
     return report
 
 
-def leaked_features(rows: pl.DataFrame, features: list[str], tolerance: float = 0.999) -> dict[str, float]:
+# Below this many rows a verdict is noise: on 17-62-row days of hourly bars, |correlation| >= 0.999
+# turned up by chance between an honest feature and a forward return.
+LEAKAGE_MIN_ROWS = 500
+
+
+def leaked_features(
+    rows: pl.DataFrame, features: list[str], tolerance: float = 0.999, min_rows: int = LEAKAGE_MIN_ROWS
+) -> dict[str, float]:
     """Features that give the label away: equal to it within every label class (for discrete
     labels), or (almost) perfectly correlated with it. A feature built from the future looks like
     this; an honest one does not. Returns feature -> the evidence (worst per-class share equal, or
-    |correlation|). Days whose label does not vary cannot show leakage and return nothing."""
-    if rows.height < 10 or not features or rows["label"].n_unique() < 2:
+    |correlation|). Fewer than ``min_rows`` rows, or a label that does not vary, give no verdict
+    (the model's training window as a whole is checked again before it trains)."""
+    if rows.height < min_rows or not features or rows["label"].n_unique() < 2:
         return {}
     label = pl.col("label").cast(pl.Float64)
     values = rows["label"].cast(pl.Float64).unique().to_list()

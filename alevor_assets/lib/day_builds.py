@@ -15,7 +15,7 @@ from alevor_assets.lib.features import FeatureConfig, compute_features, restrict
 from alevor_assets.lib.intervals import day_start_us, days_spanned
 from alevor_assets.lib.labels import LabelContext, finalize_labels
 from alevor_assets.lib.schemas import DATE_COLUMN, UTC_US
-from alevor_assets.lib.specs import LabelSpec, ModelSpec
+from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training_set import build_training_rows
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
 
@@ -51,38 +51,35 @@ def day_features(
             yield interval, _on_day(snap, day)
 
 
-def days_ahead(label_sets: Mapping[tuple[str, str], LabelSpec]) -> int:
-    """How many days after its own day any label set reads."""
-    return max((days_spanned(s.build().look_ahead(i)) for (i, _), s in label_sets.items()), default=0)
+def days_ahead(spec: ModelSpec) -> int:
+    """How many days after its own day the spec's labels read."""
+    return days_spanned(spec.label.build().look_ahead(spec.interval))
 
 
-def day_labels(
-    wh: Warehouse, day: date, label_sets: Mapping[tuple[str, str], LabelSpec]
-) -> Iterator[tuple[str, str, pl.DataFrame]]:
-    """``(interval, label set, labels)`` of ``day`` for each label set. Forward-looking labels
-    read the head of later days; a label whose horizon is not covered by data yet is left out
-    until it is."""
-    events_files = wh.partition_files("labelled_events", [day])
-    events = pl.read_parquet(events_files).unique() if events_files else None
-    token_meta = _tokens_of(wh, day)
-    for (interval, set_name), label_spec in label_sets.items():
-        strategy = label_spec.build()
-        if strategy.needs_events and events is None:
-            raise MissingPartitionError(f"label set {set_name!r} needs labelled_events for {day}; materialize it first")
-        first = day - timedelta(days=days_spanned(strategy.look_back(interval)))
-        last = day + timedelta(days=days_spanned(strategy.look_ahead(interval)))
-        window, data_end = wh.contiguous("bars", {"interval": interval}, first, last)
-        if window.height == 0:
-            raw = pl.DataFrame(schema={"token": pl.Utf8, "ts": UTC_US, "label": pl.Int64, "horizon_end": UTC_US})
-        else:
-            raw = strategy.compute(LabelContext(window, interval, events=events, tokens=token_meta))
-            raw = restrict_to_window(raw, day_start_us(day), day_start_us(day + DAY))
-        frame = finalize_labels(raw, set_name, interval, strategy.task, data_end)
-        yield interval, set_name, frame.with_columns(pl.lit(day).alias(DATE_COLUMN))
+def day_labels(wh: Warehouse, day: date, spec: ModelSpec) -> pl.DataFrame:
+    """The spec's labels of ``day``. Forward-looking labels read the head of later days; a label
+    whose horizon is not covered by data yet is left out until it is."""
+    strategy = spec.label.build()
+    events = None
+    if strategy.needs_events:
+        events_files = wh.partition_files("labelled_events", [day])
+        if not events_files:
+            raise MissingPartitionError(f"{spec.labels_asset} needs labelled_events for {day}; materialize it first")
+        events = pl.read_parquet(events_files).unique()
+    first = day - timedelta(days=days_spanned(strategy.look_back(spec.interval)))
+    last = day + timedelta(days=days_spanned(strategy.look_ahead(spec.interval)))
+    window, data_end = wh.contiguous("bars", {"interval": spec.interval}, first, last)
+    if window.height == 0:
+        raw = pl.DataFrame(schema={"token": pl.Utf8, "ts": UTC_US, "label": pl.Int64, "horizon_end": UTC_US})
+    else:
+        raw = strategy.compute(LabelContext(window, spec.interval, events=events, tokens=_tokens_of(wh, day)))
+        raw = restrict_to_window(raw, day_start_us(day), day_start_us(day + DAY))
+    frame = finalize_labels(raw, spec.label.set_name, spec.interval, strategy.task, data_end)
+    return frame.with_columns(pl.lit(day).alias(DATE_COLUMN))
 
 
 def day_training_rows(wh: Warehouse, day: date, spec: ModelSpec) -> pl.DataFrame:
     """The spec's training rows of ``day``: its features joined with its labels."""
     feats = wh.read_partition("features", day, {"interval": spec.interval})
-    labs = wh.read_partition("labels", day, {"interval": spec.interval, "strategy": spec.label.set_name})
+    labs = wh.read_partition(spec.labels_asset, day)
     return build_training_rows(spec, feats, labs).with_columns(pl.lit(day).alias(DATE_COLUMN))

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from alevor_assets.lib.contract import leaked_features
 from alevor_assets.lib.drift import drifted_features, feature_psi, file_sha256
 from alevor_assets.lib.model_report import validation_report, version_metadata
 from alevor_assets.lib.modeling import Evaluation, TrainResult, evaluate, split_rows, train, walk_forward
@@ -20,6 +21,7 @@ from alevor_assets.lib.promotion import Decision, decide, rescore_incumbent
 from alevor_assets.lib.registry import ModelRegistry, ModelVersion
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import make_trainer
+from alevor_assets.lib.training_set import row_features
 from alevor_assets.lib.validation import InsufficientDataError, evaluate_gate
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
 
@@ -28,15 +30,19 @@ class TrainingDataChangedError(RuntimeError):
     """The training_set rows a version was trained on are no longer what is stored."""
 
 
+class LeakageError(ValueError):
+    """Features give the label away over the whole training window."""
+
+
 # -- the training window ---------------------------------------------------------------------------
 
 
 def training_window(wh: Warehouse, spec: ModelSpec) -> list[date]:
     """Days the spec trains on: ``window.days`` ending at ``window.end`` or at the newest
     training_set partition of the spec."""
-    available = wh.available_days("training_set", {"spec": spec.name})
+    available = wh.available_days(spec.training_set_asset)
     if not available:
-        raise MissingPartitionError(f"no training_set partitions for spec {spec.name!r}; materialize training_set first")
+        raise MissingPartitionError(f"{spec.training_set_asset} has no partitions; materialize it first")
     end = spec.window_end or available[-1]
     start = end - timedelta(days=spec.window_days - 1)
     return [d for d in available if start <= d <= end]
@@ -44,7 +50,7 @@ def training_window(wh: Warehouse, spec: ModelSpec) -> list[date]:
 
 def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tuple[pl.DataFrame, dict[str, int]]:
     """The spec's training rows of ``days`` and the row count of each day."""
-    frames = {d.isoformat(): wh.read_partition("training_set", d, {"spec": spec.name}) for d in days}
+    frames = {d.isoformat(): wh.read_partition(spec.training_set_asset, d) for d in days}
     counts = {k: v.height for k, v in frames.items()}
     # Days without any labelled row carry no realized_return column; align by name.
     return pl.concat(list(frames.values()), how="diagonal_relaxed"), counts
@@ -53,7 +59,7 @@ def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tupl
 def partition_hashes(wh: Warehouse, spec: ModelSpec, days: list[date]) -> dict[str, str | None]:
     """sha256 of each training_set file: partitions are written byte-for-byte reproducibly, so a
     different hash means different rows."""
-    return {d.isoformat(): file_sha256(wh.partition_path("training_set", d, {"spec": spec.name})) for d in days}
+    return {d.isoformat(): file_sha256(wh.partition_path(spec.training_set_asset, d)) for d in days}
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -75,6 +81,14 @@ def train_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry) -> Tr
     little data yet (an empty fold, a single class) is not an error: the outcome says why."""
     days = training_window(wh, spec)
     rows, counts = read_training_rows(wh, spec, days)
+    # Each day was checked on its own; a leak too faint for a small day shows over the window.
+    leaks = leaked_features(rows, row_features(rows))
+    if leaks:
+        raise LeakageError(
+            f"{spec.training_set_asset} {days[0]}..{days[-1]}: feature(s) {', '.join(sorted(leaks))} give the label "
+            f"away over the training window (equal to it, or |correlation| >= 0.999: {leaks}); a feature computed "
+            f"from the future looks like this. Fix the feature, or exclude it in {spec.path}."
+        )
     trainer = make_trainer(spec.trainer.name, spec.trainer.params)
     try:
         result = train(spec, rows, trainer)
@@ -109,7 +123,7 @@ def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, ve
     rows, counts = read_training_rows(wh, spec, days)
     if counts != meta["training"]["rows_by_partition"]:
         raise TrainingDataChangedError(
-            f"training_set changed since {spec.name} v{version} was trained "
+            f"{spec.training_set_asset} changed since {spec.name} v{version} was trained "
             f"(rows {counts} vs {meta['training']['rows_by_partition']}); rematerialize model_{spec.name}"
         )
     test = split_rows(spec, rows).test.rows
@@ -162,7 +176,7 @@ def drift_status(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry) -> Dri
     recorded = meta["training"].get("partition_sha256", {})
     now = partition_hashes(wh, spec, window)
     changed = [d for d in now if now[d] != recorded.get(d)]
-    newer = [d for d in wh.available_days("training_set", {"spec": spec.name}) if window and d > max(window)]
+    newer = [d for d in wh.available_days(spec.training_set_asset) if window and d > max(window)]
     psi: dict[str, float] = {}
     if newer:
         reference, _ = read_training_rows(wh, spec, window)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from alevor_assets.lib.config import SPECS_DIR, pipeline_settings
+from alevor_assets.lib.config import SPECS_DIR, pipeline_settings, user_spec_dirs
 from alevor_assets.lib.intervals import duration_us, interval_us
 from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
 from alevor_assets.lib.training import make_trainer
@@ -102,6 +102,19 @@ class ModelSpec:
     @property
     def task(self) -> str:
         return self.label.build().task
+
+    @property
+    def labels_asset(self) -> str:
+        return f"labels_{self.name}"
+
+    @property
+    def training_set_asset(self) -> str:
+        return f"training_set_{self.name}"
+
+    @property
+    def shipped(self) -> bool:
+        """Whether the spec is one of the package's own (not from ALEVOR_SPECS)."""
+        return Path(self.path).resolve().parent == SPECS_DIR.resolve() if self.path else False
 
     def raw(self) -> dict[str, Any]:
         """The spec as written, for metadata."""
@@ -230,36 +243,82 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
 
 def load_specs(directory: str | Path) -> list[ModelSpec]:
-    """Every ``*.yaml`` spec in ``directory``, sorted by name; names must be unique and label
-    sets with the same name must have the same parameters."""
-    specs = [load_spec(p) for p in sorted(Path(directory).glob("*.yaml"))]
-    seen: dict[str, str] = {}
-    label_sets: dict[tuple[str, str], LabelSpec] = {}
+    """Every ``*.yaml`` spec in ``directory``, sorted by name; names must be unique."""
+    return _by_name([load_spec(p) for p in sorted(Path(directory).glob("*.yaml"))], {})
+
+
+def _by_name(specs: list[ModelSpec], seen: dict[str, str]) -> list[ModelSpec]:
     for spec in specs:
         if spec.name in seen:
             raise SpecError(f"{spec.path}: spec name {spec.name!r} already used by {seen[spec.name]}")
         seen[spec.name] = spec.path
-        key = (spec.interval, spec.label.set_name)
-        other = label_sets.get(key)
-        if other is not None and (other.strategy, other.params) != (spec.label.strategy, spec.label.params):
-            raise SpecError(
-                f"{spec.path}: label set {spec.label.set_name!r} at {spec.interval} is defined with "
-                "different parameters by another spec; give one of them a distinct label.name"
-            )
-        label_sets[key] = spec.label
     return sorted(specs, key=lambda s: s.name)
 
 
-def label_sets(specs: Sequence[ModelSpec]) -> dict[tuple[str, str], LabelSpec]:
-    """The distinct (interval, label set name) pairs the specs need."""
-    return {(s.interval, s.label.set_name): s.label for s in specs}
+@dataclass(frozen=True)
+class SpecSource:
+    """Where the served specs come from: what was added, replaced or switched off."""
+
+    specs: tuple[ModelSpec, ...]
+    switched_off: dict[str, str]  # spec name -> the user file that switched it off
+
+
+def _user_file(path: Path) -> ModelSpec | str:
+    """A user spec file: a whole spec, or ``{name: X, enabled: false}`` switching X off (returns X)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a model spec must be a mapping")
+    enabled = raw.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise SpecError(f"{path}: field 'enabled' must be true or false")
+    if not enabled:
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"{path}: a file with 'enabled: false' must name the spec it switches off")
+        return name
+    return parse_spec(raw, str(path))
+
+
+def resolve_specs(shipped_dir: str | Path, user_dirs: Sequence[str | Path]) -> SpecSource:
+    """The shipped specs, overlaid by every ``*.yaml`` in ``user_dirs`` (in order): a user spec adds
+    a model or replaces the shipped spec of the same name; ``enabled: false`` switches one off."""
+    by_name = {s.name: s for s in load_specs(shipped_dir)}
+    switched_off: dict[str, str] = {}
+    for directory in user_dirs:
+        folder = Path(directory).expanduser()
+        if not folder.is_dir():
+            raise SpecError(f"ALEVOR_SPECS: {folder} is not a folder of spec YAML files")
+        seen: dict[str, str] = {}
+        for path in sorted(folder.glob("*.yaml")):
+            item = _user_file(path)
+            name = item if isinstance(item, str) else item.name
+            if name in seen:
+                raise SpecError(f"{path}: spec name {name!r} already used by {seen[name]}")
+            seen[name] = str(path)
+            if isinstance(item, str):
+                if item not in by_name:
+                    raise SpecError(f"{path}: switches off {item!r}, but no such spec is shipped or defined")
+                del by_name[item]
+                switched_off[item] = str(path)
+            else:
+                by_name[name] = item
+                switched_off.pop(name, None)
+    return SpecSource(tuple(sorted(by_name.values(), key=lambda s: s.name)), switched_off)
 
 
 @lru_cache(maxsize=1)
-def model_specs() -> tuple[ModelSpec, ...]:
-    """The specs this code location serves: every ``alevor_assets/specs/*.yaml``. Modules listed
-    under ``plugins:`` in pipeline.yaml are imported first, so specs can name the label strategies
-    and trainers registered there."""
+def spec_source() -> SpecSource:
+    """The specs this code location serves: ``alevor_assets/specs/*.yaml`` overlaid by the folders
+    in ``ALEVOR_SPECS``. Modules listed under ``plugins:`` in pipeline.yaml are imported first, so
+    specs can name the label strategies and trainers registered there."""
     for module in pipeline_settings().get("plugins") or []:
         importlib.import_module(module)
-    return tuple(load_specs(SPECS_DIR))
+    return resolve_specs(SPECS_DIR, user_spec_dirs())
+
+
+def model_specs() -> tuple[ModelSpec, ...]:
+    """The specs this code location serves (see :func:`spec_source`)."""
+    return spec_source().specs

@@ -105,7 +105,7 @@ def test_new_trades_rebuild_affected_partitions_and_retrain_the_model_once(pg_da
     source = PostgresSource(url=pg_database, events="table:LabelledEvent")
     resources = {"storage": storage, "settings": small_settings(), "source": source}
     spec = replace(PUMP_SPEC, walk_forward_folds=0)
-    assets = [tokens, labelled_events, raw_trades, bars, features, *build_spec_assets([spec])]
+    assets = [tokens, labelled_events, raw_trades, bars, features, *build_spec_assets(spec)]
     defs = dg.Definitions(assets=assets, resources=resources, sensors=[new_trades_sensor])
     registry = storage.registry
     with dg.instance_for_test() as instance:
@@ -127,8 +127,8 @@ def test_new_trades_rebuild_affected_partitions_and_retrain_the_model_once(pg_da
         rebuilt = {(k.to_user_string(), r.partition_key) for r in launched for k in r.asset_selection}
         # The changed day and the partitions that read it: bars and its features, the labels of
         # the day before (their horizon reaches into it). The next day's warm-up is untracked context.
-        for key in [("bars", "2024-01-02"), ("features", "2024-01-02"), ("labels", "2024-01-02"), ("labels", "2024-01-01"),
-                    ("training_set", "2024-01-02"), ("training_set", "2024-01-01")]:
+        for key in [("bars", "2024-01-02"), ("features", "2024-01-02"), ("labels_pump_detector_2s", "2024-01-02"), ("labels_pump_detector_2s", "2024-01-01"),
+                    ("training_set_pump_detector_2s", "2024-01-02"), ("training_set_pump_detector_2s", "2024-01-01")]:
             assert key in rebuilt, (key, sorted(rebuilt))
         for key in [("bars", "2024-01-03"), ("features", "2024-01-03"), ("raw_trades", "2024-01-01"), ("features", "2024-01-01")]:
             assert key not in rebuilt, key

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from alevor_assets import LabelStrategy, Trainer, register_label_strategy, register_trainer
-from alevor_assets.defs.modeling.assets import build_spec_assets
+from alevor_assets.defs.modeling.assets import build_specs_assets
 from alevor_assets.lib.specs import load_spec
 from tests.conftest import START, small_settings, small_source
 from tests.helpers import DATA_ASSETS, PUMP_SPEC, materialize_range
@@ -26,7 +26,7 @@ def resources(storage):
 
 
 def _run(specs, resources, instance, first=START, last=LAST):
-    result = materialize_range(first, last, resources=resources, instance=instance, assets=[*UPSTREAM, *build_spec_assets(specs)])
+    result = materialize_range(first, last, resources=resources, instance=instance, assets=[*UPSTREAM, *build_specs_assets(specs)])
     assert result.success
     return result
 
@@ -119,3 +119,46 @@ def test_your_own_label_strategy_and_trainer_train_through_a_spec_file(tmp_path,
     assert version.artifact.name == "centroids.json"
     report = (version.directory / "report.md").read_text()
     assert "| roc_auc |" in report and "Walk-forward" in report
+
+
+@register_label_strategy
+@dataclass(frozen=True)
+class EchoReturn(LabelStrategy):
+    """A broken strategy: the label is the bar's own return, which the feature `return_1` already is."""
+
+    name: ClassVar[str] = "test_echo_return"
+    task: ClassVar[str] = "regression"
+
+    def compute(self, ctx):
+        bars = ctx.bars.sort("token", "ts")
+        return bars.select(
+            "token", "ts", (pl.col("close") / pl.col("close").shift(1).over("token") - 1).alias("label"),
+            (pl.col("ts") + ctx.step).alias("horizon_end"),
+        ).drop_nulls()
+
+
+def test_a_broken_spec_stops_itself_only_and_the_failure_names_asset_spec_day_and_rule(tmp_path, resources, instance, storage):
+    spec_file = tmp_path / "echo_2s.yaml"
+    spec_file.write_text(
+        "name: echo_2s\ndescription: leaks its label through return_1.\ninterval: 2s\n"
+        "label: {strategy: test_echo_return}\ntrainer: {name: xgboost_regressor, params: {n_estimators: 10}}\n"
+        "features: {include: [return_1, volume_rate, trade_rate]}\nvalidation: {walk_forward_folds: 0}\n"
+    )
+    pump = replace(PUMP_SPEC, walk_forward_folds=0)
+    result = materialize_range(START, LAST, resources=resources, instance=instance, raise_on_error=False,
+                               assets=[*UPSTREAM, *build_specs_assets([load_spec(spec_file), pump])])
+    assert not result.success
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # The healthy spec went all the way; the broken one stopped at its own training rows.
+    assert {"labels_pump_detector_2s", "training_set_pump_detector_2s", "model_pump_detector_2s",
+            "validation_pump_detector_2s", "labels_echo_2s"} <= done
+    assert not {"training_set_echo_2s", "model_echo_2s", "validation_echo_2s"} & done
+    [check] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+               and e.event_specific_data.asset_key.to_user_string() == "training_set_echo_2s"]
+    assert not check.passed
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.to_string()
+    assert "training_set_echo_2s" in message and "no feature leaks the label" in message and "return_1" in message
+    assert START.isoformat() in message  # the day
+    assert storage.registry.promoted("pump_detector_2s")["version"] == 1
+    assert storage.warehouse.available_days("training_set_echo_2s") == []

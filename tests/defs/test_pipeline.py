@@ -74,7 +74,7 @@ def test_every_layer_has_the_contract_columns_and_types(built, storage):
     assert feats["lm_5s_avg_volume"].drop_nulls().len() > 0
     dollar = wh.read_partition("bars", D2, {"interval": "dollar_20000"})
     assert dollar.height > 0 and dollar["volume"].sum() == pytest.approx(wh.read_partition("raw_trades", D2)["amount"].sum(), rel=1e-12)
-    labels = wh.read_partition("labels", D2, {"interval": "2s", "strategy": "pump_events"})
+    labels = wh.read_partition("labels_pump_detector_2s", D2)
     assert dict(labels.schema) == {
         "token": pl.Utf8, "interval": pl.Utf8, "ts": UTC_US, "strategy": pl.Utf8, "label": pl.Int64,
         "weight": pl.Float64, "horizon_end": UTC_US,
@@ -86,7 +86,7 @@ def test_every_layer_has_the_contract_columns_and_types(built, storage):
     assert dict(wh.read_partition("labelled_events", D2).schema) == {
         "token": pl.Utf8, "type": pl.Utf8, "start_time": UTC_US, "end_time": UTC_US,
     }
-    ts_rows = wh.read_partition("training_set", D2, {"spec": "pump_detector_2s"})
+    ts_rows = wh.read_partition("training_set_pump_detector_2s", D2)
     assert ts_rows.columns[:4] == ["token", "interval", "ts", "spec"] and ts_rows.columns[-3:] == ["label", "weight", "horizon_end"]
     stats = wh.read_partition("token_daily_stats", D2)
     assert stats["trade_count"].sum() == wh.read_partition("raw_trades", D2).height
@@ -160,10 +160,10 @@ def test_a_day_without_its_own_inputs_is_not_built_and_says_what_it_waits_for(re
     # builds D1 and D2, changes nothing for D3 and says why.
     assert materialize_range(D1, D2, resources=resources, instance=instance,
                              selection=["raw_trades", "tokens", "labelled_events", "bars"], assets=DATA_ASSETS).success
-    result = materialize_range(D1, D3, resources=resources, instance=instance, selection=["features", "labels"],
+    result = materialize_range(D1, D3, resources=resources, instance=instance, selection=["features", "labels_pump_detector_2s"],
                                assets=DATA_ASSETS)
     assert result.success
-    for asset in ("features", "labels"):
+    for asset in ("features", "labels_pump_detector_2s"):
         [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset][:1]
         not_built = event.materialization.metadata["not_built"].value
         assert set(not_built) == {D3.isoformat()} and "no published bars, interval=" in not_built[D3.isoformat()]
@@ -184,7 +184,7 @@ def test_a_day_without_its_own_inputs_is_not_built_and_says_what_it_waits_for(re
 
 def test_each_materialization_carries_what_the_ui_shows(built, storage):
     events = {e.asset_key.to_user_string(): e.materialization.metadata for e in built.get_asset_materialization_events()}
-    for asset in ("raw_trades", "bars", "features", "labels", "training_set"):
+    for asset in ("raw_trades", "bars", "features", "labels_pump_detector_2s", "training_set_pump_detector_2s"):
         meta = events[asset]
         rows = meta["rows_by_partition"].value
         assert meta["dagster/row_count"].value == sum(rows.values()) > 0, asset

@@ -74,7 +74,7 @@ def test_drift_status_reports_changed_training_partitions_and_drifted_features(t
     d1, d2, d3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
     assert drift_status(spec, wh, reg).changed == ["no model trained yet"]
     for i, d in enumerate((d1, d2)):
-        wh.write_partition("training_set", d, _rows(d, 0.0, i), {"spec": "toy"}, sort_by=["token", "ts"])
+        wh.write_partition("training_set_toy", d, _rows(d, 0.0, i), sort_by=["token", "ts"])
     trainer = make_trainer("xgboost_classifier", {"n_estimators": 5, "early_stopping_rounds": 0})
     x = pl.DataFrame({"f": np.arange(20.0), "g": np.arange(20.0)})
     trainer.fit(x, np.arange(20) % 2, np.ones(20), x, np.arange(20) % 2, np.ones(20))
@@ -86,13 +86,13 @@ def test_drift_status_reports_changed_training_partitions_and_drifted_features(t
     status = drift_status(spec, wh, reg)
     assert (status.changed, status.newer, status.drifted) == ([], [], {})
     # A newer day drawn from the same distribution: PSI below the threshold.
-    wh.write_partition("training_set", d3, _rows(d3, 0.0, 5), {"spec": "toy"}, sort_by=["token", "ts"])
+    wh.write_partition("training_set_toy", d3, _rows(d3, 0.0, 5), sort_by=["token", "ts"])
     status = drift_status(spec, wh, reg)
     assert status.newer == [d3.isoformat()] and set(status.psi) == {"f", "g"} and status.drifted == {}
     # The same day with `f` shifted by two standard deviations: only `f` drifts.
-    wh.write_partition("training_set", d3, _rows(d3, 2.0, 5), {"spec": "toy"}, sort_by=["token", "ts"])
+    wh.write_partition("training_set_toy", d3, _rows(d3, 2.0, 5), sort_by=["token", "ts"])
     status = drift_status(spec, wh, reg)
     assert list(status.drifted) == ["f"] and status.psi["g"] < 0.25
     # A training day rewritten with different rows: reported as changed.
-    wh.write_partition("training_set", d2, _rows(d2, 0.0, 99), {"spec": "toy"}, sort_by=["token", "ts"])
+    wh.write_partition("training_set_toy", d2, _rows(d2, 0.0, 99), sort_by=["token", "ts"])
     assert drift_status(spec, wh, reg).changed == [d2.isoformat()]

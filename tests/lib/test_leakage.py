@@ -32,3 +32,16 @@ def test_regression_labels_use_correlation():
 def test_constant_label_days_prove_nothing():
     rows = _rows().with_columns(label=pl.lit(0, pl.Int64), future_label=pl.lit(0.0))
     assert leaked_features(rows, ["future_label"]) == {}
+
+
+def test_a_small_sample_gives_no_verdict_and_the_whole_window_does():
+    # Forty rows of an honest but smooth feature against a forward return: on so few rows a near-
+    # perfect correlation is an accident of the sample, not leakage; the rule stays silent there.
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=40)
+    small = pl.DataFrame({"label": y, "leak": y * 2.0})
+    assert leaked_features(small, ["leak"]) == {}
+    # The same relation over a whole training window is caught.
+    y = rng.normal(size=800)
+    window = pl.DataFrame({"label": y, "leak": y * 2.0})
+    assert set(leaked_features(window, ["leak"])) == {"leak"}

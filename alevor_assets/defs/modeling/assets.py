@@ -1,18 +1,19 @@
-"""The asset factory: every model spec becomes ``drift_<name>``, ``model_<name>`` and
-``validation_<name>``, a group of their own. The lifecycle itself is ``lib/lifecycle.py``."""
+"""The asset factory: every model spec becomes a group of its own, ``labels_<name>``,
+``training_set_<name>``, ``drift_<name>``, ``model_<name>`` and ``validation_<name>``. The lifecycle
+itself is ``lib/lifecycle.py``."""
 
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
 from alevor_assets.defs.automation import follow_upstream, retrain_when_needed
-from alevor_assets.defs.features.assets import build_labels_asset, build_training_set_asset, training_set
 from alevor_assets.defs.modeling.checks import drift_check_specs, drift_results, gate_check_result, gate_check_spec
 from alevor_assets.defs.modeling.metadata import drift_metadata, model_metadata, validation_metadata
+from alevor_assets.defs.modeling.training_data import build_labels_asset, build_training_set_asset
 from alevor_assets.defs.partitions import single_run
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.lifecycle import drift_status, train_version, validate_version
-from alevor_assets.lib.specs import ModelSpec, label_sets, model_specs
+from alevor_assets.lib.specs import ModelSpec, model_specs
 
 
 def build_drift_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
@@ -55,10 +56,15 @@ def build_model_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition, 
         kinds={spec.trainer.name.split("_")[0]},
         description=(
             f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
-            f"{spec.interval} over the last {spec.window_days} training_set days (spec "
-            f"`{spec.path.split('/')[-1]}`); each materialization adds a registry version."
+            f"{spec.interval} over the last {spec.window_days} days of `{spec.training_set_asset}`; each "
+            f"materialization adds a registry version. Spec: `{spec.path}`"
+            f"{'' if spec.shipped else ' (from ALEVOR_SPECS)'}."
         ),
-        metadata={"spec": dg.MetadataValue.json(spec.raw())},
+        metadata={
+            "spec": dg.MetadataValue.json(spec.raw()),
+            "spec_file": dg.MetadataValue.path(spec.path),
+            "spec_origin": "shipped" if spec.shipped else "ALEVOR_SPECS",
+        },
     )
     def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         trained = train_version(spec, storage.warehouse, storage.registry)
@@ -104,19 +110,18 @@ def build_validation_asset(spec: ModelSpec, model: dg.AssetsDefinition) -> dg.As
     return _validation
 
 
-def build_model_assets(spec: ModelSpec, training_set_asset: dg.AssetsDefinition = training_set) -> list[dg.AssetsDefinition]:
-    """``drift_<name>``, ``model_<name>`` and ``validation_<name>`` for one spec."""
-    drift = build_drift_asset(spec, training_set_asset)
-    model = build_model_asset(spec, training_set_asset, drift)
-    return [drift, model, build_validation_asset(spec, model)]
+def build_spec_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """Every asset of one spec: its labels and training rows, drift, model and validation."""
+    labels = build_labels_asset(spec)
+    training = build_training_set_asset(spec, labels)
+    drift = build_drift_asset(spec, training)
+    model = build_model_asset(spec, training, drift)
+    return [labels, training, drift, model, build_validation_asset(spec, model)]
 
 
-def build_spec_assets(specs: Sequence[ModelSpec]) -> list[dg.AssetsDefinition]:
-    """``labels``, ``training_set`` and every model and validation asset for ``specs`` (for a
-    graph of your own specs, e.g. in a notebook or a test)."""
-    labels_asset = build_labels_asset(label_sets(specs))
-    training = build_training_set_asset(specs, labels_asset)
-    return [labels_asset, training, *(a for spec in specs for a in build_model_assets(spec, training))]
+def build_specs_assets(specs: Sequence[ModelSpec]) -> list[dg.AssetsDefinition]:
+    """The assets of several specs (for a graph of your own specs, e.g. in a notebook or a test)."""
+    return [a for spec in specs for a in build_spec_assets(spec)]
 
 
-MODEL_ASSETS = [a for spec in model_specs() for a in build_model_assets(spec)]
+MODEL_ASSETS = build_specs_assets(model_specs())
