@@ -65,6 +65,12 @@ def partition_hashes(wh: Warehouse, spec: ModelSpec, days: list[date]) -> dict[s
 # -- training ----------------------------------------------------------------------------------------
 
 
+def knows_token_ages(wh: Warehouse, days: list[date]) -> bool:
+    """Whether any token of these days has a known creation time."""
+    files = wh.partition_files("tokens", days)
+    return bool(files) and pl.scan_parquet(files).select(pl.col("created_at").is_not_null().any()).collect().item()
+
+
 @dataclass
 class Trained:
     """What ``model_<spec>`` did: a new registry version, or why it trained nothing yet."""
@@ -81,6 +87,12 @@ def train_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry) -> Tr
     little data yet (an empty fold, a single class) is not an error: the outcome says why."""
     days = training_window(wh, spec)
     rows, counts = read_training_rows(wh, spec, days)
+    if spec.needs_token_age and not knows_token_ages(wh, days):
+        return Trained(rows.height, counts, skipped=(
+            f"{spec.name} needs token creation times (tokens.created_at), and the source gives none for "
+            f"{days[0]}..{days[-1]}: trade files never carry them; for PostgreSQL map the Token table's creation "
+            "column as postgres.token_columns.created_at in pipeline.yaml"
+        ))
     # Each day was checked on its own; a leak too faint for a small day shows over the window.
     leaks = leaked_features(rows, row_features(rows))
     if leaks:

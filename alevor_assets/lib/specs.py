@@ -104,6 +104,11 @@ class ModelSpec:
         return self.label.build().task
 
     @property
+    def needs_token_age(self) -> bool:
+        """Whether the spec needs tokens' creation times (its label strategy or its age filter)."""
+        return self.label.build().needs_token_age or self.max_token_age_hours is not None
+
+    @property
     def labels_asset(self) -> str:
         return f"labels_{self.name}"
 

@@ -23,8 +23,10 @@ DAYS = [D1 + timedelta(days=i) for i in range(3)]
 CFG = synthetic.SyntheticConfig(seed=5, tokens=6, trades_per_token_day=700, launch_start=D1, launch_window_days=2, pumps_per_token_day=1.5)
 
 
-def _tick(source, cursor=None):
+def _tick(source, cursor=None, built=()):
     with dg.instance_for_test() as instance:
+        for day in built:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="raw_trades", partition=day))
         ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"source": source})
         return new_trades_sensor(ctx)
 
@@ -159,6 +161,10 @@ def test_files_sensor_requests_the_days_of_new_or_changed_files_only(tmp_path):
 
     first = _tick(source)
     assert [r.partition_key for r in first.run_requests] == ["2024-03-01", "2024-03-02"]
+    # A sensor first started on an instance that already built a day asks only for the others.
+    late_start = _tick(source, built=["2024-03-01"])
+    assert [r.partition_key for r in late_start.run_requests] == ["2024-03-02"]
+    assert late_start.cursor == first.cursor
     assert _tick(source, first.cursor).run_requests == []
     # A new file for a new day: only that day.
     write("BTCUSDT-aggTrades-2024-03-03.csv", day_ms[2])

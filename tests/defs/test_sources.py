@@ -151,3 +151,38 @@ def test_events_csv_with_class_ids(tmp_path, storage, instance):
     path.write_text("token,class_id,start_time,end_time\nA,7,2024-03-01T10:00:00Z,2024-03-01T10:05:00Z\n")
     bad = materialize_range(D1, D1, resources=_resources(storage, source), instance=instance, assets=[labelled_events], raise_on_error=False)
     assert not bad.success and f"{path}:2: type must be pump or dump" in _failure_text(bad)
+
+
+def test_without_creation_times_token_age_is_null_and_a_spec_that_needs_it_says_so(tmp_path, storage, instance):
+    """Trade files never say when a token was created: token age stays unknown instead of being
+    guessed from the first trade in the files, and the young-token detector declines to train."""
+    from dataclasses import replace
+
+    from alevor_assets.defs.features.assets import features
+    from alevor_assets.defs.market_data.assets import tokens
+    from alevor_assets.defs.modeling.assets import build_spec_assets
+    from alevor_assets.lib.specs import model_specs
+    from tests.conftest import small_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = replace(small_config(), launch_start=D1)
+    days = [D1 + timedelta(days=i) for i in range(3)]
+    for day in days:
+        synthetic.trades_for_day(cfg, day).select("token", "trade_id", "ts", "price", "amount", "side").write_csv(
+            data / f"trades-{day}.csv")
+    events = pl.concat([synthetic.events_for_day(cfg, d) for d in days]).unique()
+    events.write_csv(tmp_path / "events.csv")
+    source = FilesSource(pattern=str(data / "*.csv"), events=str(tmp_path / "events.csv"))
+    early = replace(next(s for s in model_specs() if s.name == "early_pump_detector_2s"), walk_forward_folds=0)
+    assets = [tokens, labelled_events, raw_trades, bars, features, *build_spec_assets(early)]
+    result = materialize_range(days[0], days[-1], resources=_resources(storage, source), instance=instance, assets=assets)
+    assert result.success
+    assert storage.warehouse.read_partition("tokens", days[1])["created_at"].null_count() > 0
+    feats = storage.warehouse.read_partition("features", days[1], {"interval": "2s"})
+    assert feats.height > 0 and feats["token_age_hours"].null_count() == feats.height
+    [observation] = [e.asset_observation_data.asset_observation for e in result.all_events
+                     if e.event_type_value == "ASSET_OBSERVATION"
+                     and e.asset_observation_data.asset_observation.asset_key.to_user_string() == "model_early_pump_detector_2s"]
+    assert "needs token creation times" in observation.metadata["skipped"].value
+    assert storage.registry.list_models().height == 0

@@ -354,17 +354,15 @@ def test_no_matching_files(tmp_path):
         FileTradeReader(pattern).read_day(DAY)
 
 
-def test_tokens_created_at_is_the_first_trade_across_files(tmp_path):
+def test_tokens_are_listed_from_their_first_trade_but_their_creation_time_is_unknown(tmp_path):
     _write(tmp_path / "a.csv", "token,ts,price,amount,side\nAAA,2024-01-01T05:00:00Z,1,1,buy\nCCC,2024-01-03T00:00:00Z,1,1,buy\n")
     _write(tmp_path / "b.csv", "token,ts,price,amount,side\nAAA,2023-12-31T22:00:00Z,1,1,buy\nBBB,2024-01-01T23:00:00Z,1,1,buy\n")
     tokens = FileTradeReader(str(tmp_path / "*.csv")).tokens(DAY)
     assert tokens.schema == pl.Schema(
         {"token": pl.String, "symbol": pl.String, "name": pl.String, "address": pl.String, "created_at": UTC_US}
     )
-    assert tokens.rows() == [
-        ("AAA", "AAA", None, None, _utc(2023, 12, 31, 22)),
-        ("BBB", "BBB", None, None, _utc(2024, 1, 1, 23)),
-    ]
+    # Listed once they traded; an export's first trade is not a creation time, so none is guessed.
+    assert tokens.rows() == [("AAA", "AAA", None, None, None), ("BBB", "BBB", None, None, None)]
     assert FileTradeReader(str(tmp_path / "*.csv")).tokens(date(2024, 1, 3))["token"].to_list() == ["AAA", "BBB", "CCC"]
 
 

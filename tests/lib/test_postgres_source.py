@@ -45,6 +45,16 @@ def test_reads_exactly_what_a_plain_query_returns_in_small_pages(pg_database):
     assert total == counts["trades"]
     toks = reader.tokens(DAYS[1])
     assert toks["token"].to_list() == sorted(toks["token"].to_list()) and toks["created_at"].null_count() == 0
+    # created_at is the Token table's own creation time (the sample stores the synthetic launch times)...
+    launched = synthetic.tokens_for_day(CFG, DAYS[1]).select("address", "created_at")
+    joined = toks.join(launched, left_on="token", right_on="address", suffix="_launch")
+    assert joined.height == toks.height and (joined["created_at"] == joined["created_at_launch"]).all()
+    # ...and without such a column it is unknown, never guessed from the first trade.
+    conn = psycopg2.connect(pg_database)
+    with conn, conn.cursor() as cur:
+        cur.execute('ALTER TABLE "Token" DROP COLUMN "createdAt"')
+    conn.close()
+    assert reader.tokens(DAYS[1])["created_at"].null_count() == toks.height
 
 
 def _setup(url: str, trades: list[tuple]) -> None:

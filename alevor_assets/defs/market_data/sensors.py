@@ -49,7 +49,13 @@ def new_trades_sensor(context: dg.SensorEvaluationContext, source: TradeSource) 
     current = source.day_fingerprints(LOOKBACK_DAYS)
     if current is None:
         return dg.SkipReason(f"{source.describe()} has no change feed (it never changes)")
-    previous = json.loads(context.cursor)["days"] if context.cursor else {}
+    if context.cursor:
+        previous = json.loads(context.cursor)["days"]
+    else:
+        # The first tick has nothing to compare with: days already built are taken as they are
+        # (their fingerprints become the baseline), days never built are requested.
+        built = context.instance.get_materialized_partitions(raw_trades.key)
+        previous = {d: fp for d, fp in current.items() if d in built}
     if current:
         # Days before the look-back window are settled: neither compared nor kept.
         oldest = min(current)

@@ -65,6 +65,8 @@ class LabelStrategy:
     needs_events: ClassVar[bool] = False
     # Positive labels mark episodes (runs of bars) to detect: event recall and detection delay apply.
     detects_events: ClassVar[bool] = False
+    # Needs each token's creation time (tokens.created_at), which not every source knows.
+    needs_token_age: ClassVar[bool] = False
 
     def look_ahead(self, interval: str) -> timedelta:
         """How far after a bar's start the label looks (default: the bar itself)."""

@@ -120,6 +120,7 @@ class EarlyPump(LabelStrategy):
     task: ClassVar[str] = "classification"
     detects_events: ClassVar[bool] = True
     needs_events: ClassVar[bool] = True
+    needs_token_age: ClassVar[bool] = True
     max_age_hours: float = 48.0
     classes: dict[str, int] = dataclasses.field(default_factory=lambda: {"pump": 1})
 

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS "Token" (
     "id" SERIAL PRIMARY KEY,
     "address" TEXT NOT NULL UNIQUE,
     "name" TEXT,
-    "symbol" TEXT
+    "symbol" TEXT,
+    "createdAt" TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS "Trade" (
     "id" BIGSERIAL PRIMARY KEY,
@@ -78,9 +79,9 @@ def load_sample(url: str, cfg: synthetic.SyntheticConfig, first: date, days: int
             ids = {}
             for row in tokens.iter_rows(named=True):
                 cur.execute(
-                    'INSERT INTO "Token" ("address", "name", "symbol") VALUES (%s, %s, %s) '
+                    'INSERT INTO "Token" ("address", "name", "symbol", "createdAt") VALUES (%s, %s, %s, %s) '
                     'ON CONFLICT ("address") DO UPDATE SET "name" = EXCLUDED."name" RETURNING "id"',
-                    [row["address"], row["name"], row["symbol"]],
+                    [row["address"], row["name"], row["symbol"], row["created_at"]],
                 )
                 ids[row["token"]] = cur.fetchone()[0]
             address = dict(zip(tokens["token"], tokens["address"]))

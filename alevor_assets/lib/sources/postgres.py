@@ -29,7 +29,10 @@ from alevor_assets.lib.schemas import ORIGIN_COLUMN, UTC_US
 from alevor_assets.lib.sources import REJECT_SCHEMA, TRADE_SCHEMA, SourceError, TradeBatch
 from alevor_assets.lib.sources.events import normalize_events
 
-DEFAULT_TOKEN_COLUMNS = {"id": "id", "address": "address", "name": "name", "symbol": "symbol"}
+# Optional Token column holding each token's creation time (token age features, young-token specs):
+# used when the table has it.
+CREATED_AT_KEY = "created_at"
+DEFAULT_TOKEN_COLUMNS = {"id": "id", "address": "address", "name": "name", "symbol": "symbol", CREATED_AT_KEY: "createdAt"}
 DEFAULT_TRADE_COLUMNS = {
     "id": "id", "token_id": "tokenId", "price": "price", "amount": "amount", "side": "type", "ts": "timestamp",
 }
@@ -57,7 +60,7 @@ class PostgresLayout:
             ("token", self.token_columns, DEFAULT_TOKEN_COLUMNS),
             ("trade", self.trade_columns, DEFAULT_TRADE_COLUMNS),
         ):
-            missing = set(needed) - set(cols)
+            missing = set(needed) - set(cols) - {CREATED_AT_KEY}
             if missing:
                 raise ValueError(f"{kind}_columns is missing {sorted(missing)}")
 
@@ -255,26 +258,40 @@ class PostgresTradeReader:
 
     # -- token metadata and events -----------------------------------------------------------
 
+    def _has_token_column(self, conn, key: str) -> bool:
+        column = self.layout.token_columns.get(key)
+        if column is None:
+            return False
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+                [self.layout.schema, self.layout.token_table, column],
+            )
+            return cur.fetchone() is not None
+
     def tokens(self, day: date) -> pl.DataFrame:
-        """Tokens that trade on ``day``; ``created_at`` is each token's first trade ever."""
+        """Tokens that trade on ``day``. ``created_at`` comes from the Token column mapped as
+        ``created_at`` when the table has it, and is null otherwise: a token's first trade in the
+        database is where the recording starts, not when the token was created."""
         token_id, ts = self._trade_col("token_id", "t2"), self._trade_col("ts", "t2")
-        query = sql.SQL(
-            """SELECT {key}::text, {symbol}::text, {name}::text, {address}::text,
-                      (SELECT (EXTRACT(EPOCH FROM min({first_ts})) * 1000000)::bigint
-                         FROM {trades} AS f WHERE {f_token} = {pk})
-               FROM {tokens} AS k
-               WHERE {pk} IN (SELECT DISTINCT {token_id} FROM {trades} AS t2
-                              WHERE {ts} >= %(lo)s AND {ts} < %(hi)s)
-               ORDER BY 1"""
-        ).format(
-            key=self._token_col(self.layout.token_key), symbol=self._token_col("symbol"),
-            name=self._token_col("name"), address=self._token_col("address"),
-            first_ts=self._trade_col("ts", "f"), f_token=self._trade_col("token_id", "f"),
-            pk=self._token_col("id"), tokens=self._ident(self.layout.token_table),
-            trades=self._ident(self.layout.trade_table), token_id=token_id, ts=ts,
-        )
 
         def fetch(conn):
+            created = (
+                sql.SQL("(EXTRACT(EPOCH FROM {}) * 1000000)::bigint").format(self._token_col(CREATED_AT_KEY))
+                if self._has_token_column(conn, CREATED_AT_KEY) else sql.SQL("NULL::bigint")
+            )
+            query = sql.SQL(
+                """SELECT {key}::text, {symbol}::text, {name}::text, {address}::text, {created}
+                   FROM {tokens} AS k
+                   WHERE {pk} IN (SELECT DISTINCT {token_id} FROM {trades} AS t2
+                                  WHERE {ts} >= %(lo)s AND {ts} < %(hi)s)
+                   ORDER BY 1"""
+            ).format(
+                key=self._token_col(self.layout.token_key), symbol=self._token_col("symbol"),
+                name=self._token_col("name"), address=self._token_col("address"), created=created,
+                pk=self._token_col("id"), tokens=self._ident(self.layout.token_table),
+                trades=self._ident(self.layout.trade_table), token_id=token_id, ts=ts,
+            )
             lo, hi = self._bounds(conn, day)
             with conn.cursor() as cur:
                 cur.execute(query, {"lo": lo, "hi": hi})

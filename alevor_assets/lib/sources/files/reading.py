@@ -207,7 +207,10 @@ class FileTradeReader:
         return TradeBatch(_finish_trades(trades), _finish_rejects(rejects))
 
     def tokens(self, day: dt.date) -> pl.DataFrame:
-        """One row per token with trades on or before ``day``; ``created_at`` is its first trade."""
+        """One row per token with trades on or before ``day``. Trade files say nothing about when
+        a token was created, so ``created_at`` is null: a token's first trade in an export is only
+        where the export starts (in pump-event exports, always about two days before each pump), and
+        an age guessed from it would teach a model the export window, not the market."""
         _, end = _day_bounds(day)
         first: dict[str, int] = {}
         for path in self._matching():
@@ -215,15 +218,9 @@ class FileTradeReader:
             for token, ts in meta.token_first.items():
                 if token not in first or ts < first[token]:
                     first[token] = ts
-        rows = sorted((t, ts) for t, ts in first.items() if ts < end)
+        names = sorted(t for t, ts in first.items() if ts < end)
         return pl.DataFrame(
-            {
-                "token": [t for t, _ in rows],
-                "symbol": [t for t, _ in rows],
-                "name": [None] * len(rows),
-                "address": [None] * len(rows),
-                "created_at": [ts for _, ts in rows],
-            },
-            schema={"token": pl.String, "symbol": pl.String, "name": pl.String, "address": pl.String,
-                    "created_at": pl.Int64},
-        ).with_columns(pl.col("created_at").cast(UTC_US))
+            {"token": names, "symbol": names, "name": [None] * len(names), "address": [None] * len(names),
+             "created_at": [None] * len(names)},
+            schema={"token": pl.String, "symbol": pl.String, "name": pl.String, "address": pl.String, "created_at": UTC_US},
+        )
