@@ -123,6 +123,10 @@ def dagster_services(tmp: Path, env: dict[str, str], daemon: bool = False) -> It
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    # A clone in a folder not named alevor_assets must load without Dagster's name warning.
+    for name in commands:
+        log = (tmp / f"{name}.log").read_text()
+        assert "does not match the name 'alevor_assets'" not in log, f"{name}: code location name warning"
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
