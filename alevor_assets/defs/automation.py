@@ -9,6 +9,8 @@ changed or its features drifted.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 AC = dg.AutomationCondition
@@ -38,3 +40,19 @@ def retrain_when_needed(drift_key: dg.AssetKey) -> dg.AutomationCondition:
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("retrain on changed training data or drift")
+
+
+def score_new_data_and_promotions(features: dg.AssetKey, promoted: dg.AssetKey, rescore_days: int) -> dg.AutomationCondition:
+    """Score a day once its features were updated (any day), and rescore the newest
+    ``rescore_days`` days once when a new version is promoted. Only the day's features must exist:
+    without a promoted version the day is scored by the spec's fallback."""
+    trigger = AC.any_deps_match(AC.newly_updated()).allow(dg.AssetSelection.assets(features))
+    if rescore_days:
+        promoted_updated = AC.any_deps_match(AC.newly_updated()).allow(dg.AssetSelection.assets(promoted))
+        trigger = trigger | (promoted_updated & AC.in_latest_time_window(timedelta(days=rescore_days)))
+    return (
+        trigger.since_last_handled()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+        & ~AC.any_deps_match(AC.missing()).allow(dg.AssetSelection.assets(features))
+    ).with_label("score new features; rescore recent days on promotion")

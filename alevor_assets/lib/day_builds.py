@@ -1,4 +1,5 @@
-"""One day's partition of ``features``, ``labels`` and ``training_set``, built from the warehouse.
+"""One day's partition of ``features``, a spec's labels, training rows and predictions, built from
+the warehouse.
 
 Each function reads what its day needs around it (earlier days as warm-up, later days for label
 horizons) and yields frames ready for the contract check; the assets stage and publish them.
@@ -6,8 +7,9 @@ horizons) and yields frames ready for the contract check; the assets stage and p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -15,6 +17,7 @@ from alevor_assets.lib.features import FeatureConfig, compute_features, restrict
 from alevor_assets.lib.intervals import day_start_us, days_spanned
 from alevor_assets.lib.labels import LabelContext, finalize_labels
 from alevor_assets.lib.schemas import DATE_COLUMN, UTC_US
+from alevor_assets.lib.serving import MODEL, ServingModel, live_drift, predictions, score_summary
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training_set import build_training_rows
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
@@ -83,3 +86,17 @@ def day_training_rows(wh: Warehouse, day: date, spec: ModelSpec) -> pl.DataFrame
     feats = wh.read_partition("features", day, {"interval": spec.interval})
     labs = wh.read_partition(spec.labels_asset, day)
     return build_training_rows(spec, feats, labs).with_columns(pl.lit(day).alias(DATE_COLUMN))
+
+
+def day_predictions(
+    wh: Warehouse, spec: ModelSpec, day: date, load: Callable[[], ServingModel]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The spec's predictions of ``day`` (by the model ``load`` returns, or its fallback) and what
+    the day says about them: the score distribution and, when a model scored, the PSI of the day's
+    features and scores against the model's training-time distributions."""
+    feats = wh.read_partition("features", day, {"interval": spec.interval})
+    frame = predictions(spec, feats, load)
+    monitoring: dict[str, Any] = {"scores": score_summary(frame)}
+    if frame.height and frame["source"][0] == MODEL:
+        monitoring["drift"] = live_drift(load(), feats, frame)
+    return frame.with_columns(pl.lit(day).alias(DATE_COLUMN)), monitoring

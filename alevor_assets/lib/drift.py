@@ -11,23 +11,64 @@ import polars as pl
 EPSILON = 1e-4
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | None:
-    """PSI of ``current`` against ``reference`` on the reference's quantile bins:
-    sum over bins of (p_cur - p_ref) * ln(p_cur / p_ref), with empty bins floored at 1e-4.
-    Below 0.1 is usually read as stable, above 0.25 as a significant shift. None when either
-    side has fewer than ``bins`` finite values or the reference is constant."""
+def reference_bins(reference: np.ndarray, bins: int = 10) -> dict[str, list[float]] | None:
+    """A distribution to compare later samples with: the inner edges of ``reference``'s quantile
+    bins and the share of its finite values in each bin (a value on an edge counts in the upper
+    bin). None when it has fewer than ``bins`` finite values or is constant."""
     ref = reference[np.isfinite(reference)]
-    cur = current[np.isfinite(current)]
-    if len(ref) < bins or len(cur) < bins:
+    if len(ref) < bins:
         return None
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
     if len(edges) < 3:
         return None
     inner = edges[1:-1]
-    p_ref = np.bincount(np.searchsorted(inner, ref, side="right"), minlength=len(inner) + 1) / len(ref)
+    shares = np.bincount(np.searchsorted(inner, ref, side="right"), minlength=len(inner) + 1) / len(ref)
+    return {"edges": inner.tolist(), "shares": shares.tolist()}
+
+
+def psi_against(reference: dict[str, list[float]], current: np.ndarray, min_values: int = 10) -> float | None:
+    """PSI of ``current`` against ``reference_bins`` output: sum over bins of
+    (p_cur - p_ref) * ln(p_cur / p_ref), with empty bins floored at 1e-4. None with fewer than
+    ``min_values`` finite values."""
+    cur = current[np.isfinite(current)]
+    if len(cur) < min_values:
+        return None
+    inner = np.asarray(reference["edges"])
+    p_ref = np.asarray(reference["shares"])
     p_cur = np.bincount(np.searchsorted(inner, cur, side="right"), minlength=len(inner) + 1) / len(cur)
     p_ref, p_cur = np.maximum(p_ref, EPSILON), np.maximum(p_cur, EPSILON)
     return float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | None:
+    """PSI of ``current`` against ``reference`` on the reference's quantile bins (see
+    :func:`reference_bins` and :func:`psi_against`). Below 0.1 is usually read as stable, above 0.25
+    as a significant shift. None when either side has fewer than ``bins`` finite values or the
+    reference is constant."""
+    ref = reference_bins(reference, bins)
+    return None if ref is None else psi_against(ref, current, min_values=bins)
+
+
+def reference_distributions(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[str, list[float]]]:
+    """:func:`reference_bins` of each column of ``frame`` that has one."""
+    out = {}
+    for c in columns:
+        if c in frame.columns:
+            bins = reference_bins(frame[c].cast(pl.Float64).to_numpy())
+            if bins is not None:
+                out[c] = bins
+    return out
+
+
+def psi_against_references(references: dict[str, dict[str, list[float]]], frame: pl.DataFrame) -> dict[str, float]:
+    """PSI of each of ``frame``'s columns that has a reference (undefined ones left out)."""
+    out = {}
+    for c, ref in references.items():
+        if c in frame.columns:
+            value = psi_against(ref, frame[c].cast(pl.Float64).to_numpy())
+            if value is not None:
+                out[c] = value
+    return out
 
 
 def feature_psi(reference: pl.DataFrame, current: pl.DataFrame, features: list[str]) -> dict[str, float]:

@@ -124,6 +124,7 @@ class Validated:
     gate_checks: list[dict[str, Any]]
     report_markdown: str
     report_path: Any
+    artifact_sha256: str = ""
 
 
 def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, version: int) -> Validated:
@@ -155,7 +156,7 @@ def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, ve
         spec.name, version, metrics=metrics, primary_metric=spec.primary_metric,
         gate_passed=gate.passed, promote=decision.promote, report_path=report_path,
     )
-    return Validated(version, metrics, walk, decision, gate.checks, report.markdown(inline_plots=True), report_path)
+    return Validated(version, metrics, walk, decision, gate.checks, report.markdown(inline_plots=True), report_path, mv.sha256)
 
 
 # -- drift -----------------------------------------------------------------------------------------------

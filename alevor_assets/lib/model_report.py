@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib import report as rp
+from alevor_assets.lib.drift import reference_bins, reference_distributions
 from alevor_assets.lib.modeling import Evaluation, TrainResult
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.validation import evaluate_gate
@@ -36,9 +37,22 @@ def version_metadata(
         },
         "validation_metrics": result.validation_metrics,
         "fit": trainer.fit_info(),
+        "reference": reference(result),
         "top_features": top,
         "feature_importance": importance,
         "code_version": code_version(),
+    }
+
+
+def reference(result: TrainResult) -> dict[str, Any]:
+    """What live predictions are compared with: each feature's distribution on the training fold,
+    and the scores' on the validation fold (the largest class probability for multi-class)."""
+    scores = result.validation_scores
+    if scores is not None and scores.ndim == 2:
+        scores = scores.max(axis=1)
+    return {
+        "features": reference_distributions(result.split.train.rows, result.features),
+        "score": reference_bins(np.asarray(scores, dtype=np.float64)) if scores is not None else None,
     }
 
 

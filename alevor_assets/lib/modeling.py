@@ -34,6 +34,8 @@ class TrainResult:
     features: list[str]
     threshold: float | None
     validation_metrics: dict[str, Any]
+    # The model's scores on the validation fold: the reference live scores are compared with.
+    validation_scores: np.ndarray | None = None
 
 
 def _xyw(rows: pl.DataFrame, features: list[str]) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
@@ -76,8 +78,9 @@ def train(spec: ModelSpec, rows: pl.DataFrame, trainer: Trainer) -> TrainResult:
         threshold, score = validation_threshold(trainer, xv, yv)
         val = classification_metrics(yv, score, threshold, classes=trainer.fit_info().get("classes"))
     else:
-        val = regression_metrics(yv, trainer.predict_score(xv))
-    return TrainResult(trainer, split, features, threshold, val)
+        score = trainer.predict_score(xv)
+        val = regression_metrics(yv, score)
+    return TrainResult(trainer, split, features, threshold, val, score)
 
 
 # Label strategies whose rows are trades, and whether their realized_return already includes costs.

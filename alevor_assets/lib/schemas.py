@@ -182,6 +182,32 @@ class TrainingSet(_Labelled):
         return _finite_label(data)
 
 
+class Predictions(pa.DataFrameModel):
+    """A spec's scores per token and bar: by its promoted model (``version``) or its fallback."""
+
+    token: str
+    interval: str
+    ts: UTC_US  # type: ignore[valid-type]
+    spec: str
+    score: pl.Float64 = pa.Field(nullable=True)
+    predicted: pl.Int64 = pa.Field(nullable=True)
+    version: pl.Int64 = pa.Field(nullable=True)
+    source: str = pa.Field(isin=["model", "fallback"])
+    reason: str = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["token", "interval", "ts"]
+
+    @pa.dataframe_check(name="score finite or null")
+    def _finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("score").is_finite() | pl.col("score").is_null())
+
+    @pa.dataframe_check(name="model rows name their version; fallback rows their reason")
+    def _provenance(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        model = pl.col("source") == "model"
+        return data.lazyframe.select(pl.when(model).then(pl.col("version").is_not_null()).otherwise(pl.col("reason").is_not_null()))
+
+
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "raw_trades": RawTrades,
     "tokens": Tokens,
@@ -190,6 +216,7 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "features": Features,
     "labels": Labels,
     "training_set": TrainingSet,
+    "predictions": Predictions,
 }
 
 

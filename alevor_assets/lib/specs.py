@@ -19,6 +19,7 @@ import yaml
 
 from alevor_assets.lib.config import SPECS_DIR, pipeline_settings, user_spec_dirs
 from alevor_assets.lib.intervals import duration_us, interval_us
+from alevor_assets.lib.fallback import FallbackRule, make_fallback_rule
 from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
 from alevor_assets.lib.training import make_trainer
 
@@ -79,6 +80,20 @@ class BacktestSpec:
 
 
 @dataclass(frozen=True)
+class ServingSpec:
+    """How a spec's promoted model serves (``serving:``), and what stands in when it cannot."""
+
+    fallback: str = "none"  # a registered fallback rule, or "none"
+    fallback_params: dict[str, Any] = field(default_factory=dict)
+    # When a new version is promoted, the newest this many days of predictions are rescored.
+    rescore_days: int = 3
+    # Detectors: after an alert, a token raises no new one for this long (one alert per episode).
+    alert_cooldown: str = "15m"
+    # Detectors: how many of a row's top contributing features an alert lists.
+    alert_top_features: int = 3
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -97,11 +112,25 @@ class ModelSpec:
     backtest: BacktestSpec = BacktestSpec()
     walk_forward_folds: int = 3
     retrain_cron: str | None = None
+    serving: ServingSpec = ServingSpec()
     path: str = ""
 
     @property
     def task(self) -> str:
         return self.label.build().task
+
+    def fallback_rule(self) -> FallbackRule | None:
+        """The declared fallback rule (``None`` for ``none``)."""
+        return make_fallback_rule(self.serving.fallback, self.serving.fallback_params)
+
+    @property
+    def detects_events(self) -> bool:
+        """Whether the spec is a detector (its positive labels mark episodes to alert on)."""
+        return self.label.build().detects_events
+
+    @property
+    def predictions_asset(self) -> str:
+        return f"predictions_{self.name}"
 
     @property
     def needs_token_age(self) -> bool:
@@ -151,7 +180,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
     allowed = {
         "name", "description", "interval", "label", "trainer", "features", "filters", "window",
-        "split", "gate", "primary_metric", "drift", "backtest", "validation", "retrain",
+        "split", "gate", "primary_metric", "drift", "backtest", "validation", "retrain", "serving",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -222,6 +251,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
     )
     if backtest.sides not in ("long_only", "long_short"):
         raise SpecError(f"{where}: backtest.sides must be long_only or long_short")
+    serving = _serving(raw.get("serving") or {}, strategy.task, where)
     folds = int((raw.get("validation") or {}).get("walk_forward_folds", 3))
     if folds < 0:
         raise SpecError(f"{where}: validation.walk_forward_folds must be >= 0")
@@ -243,8 +273,33 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
         backtest=backtest,
         walk_forward_folds=folds,
         retrain_cron=(raw.get("retrain") or {}).get("cron"),
+        serving=serving,
         path=where,
     )
+
+
+def _serving(raw: dict[str, Any], task: str, where: str) -> ServingSpec:
+    unknown = set(raw) - {"fallback", "rescore_days", "alert_cooldown", "alert_top_features"}
+    if unknown:
+        raise SpecError(f"{where}: unknown serving field(s) {sorted(unknown)}")
+    fb = raw.get("fallback", "none")
+    rule, params = (fb, {}) if isinstance(fb, str) else (str((fb or {}).get("rule", "")), dict((fb or {}).get("params") or {}))
+    try:
+        made = make_fallback_rule(rule, params)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}: serving.fallback: {exc}") from exc
+    if made is not None and made.task != task:
+        raise SpecError(f"{where}: serving.fallback {rule!r} stands in for {made.task} models, this spec is {task}")
+    spec = ServingSpec(fallback=rule, fallback_params=params, rescore_days=int(raw.get("rescore_days", 3)),
+                       alert_cooldown=str(raw.get("alert_cooldown", "15m")),
+                       alert_top_features=int(raw.get("alert_top_features", 3)))
+    if spec.rescore_days < 0 or spec.alert_top_features < 0:
+        raise SpecError(f"{where}: serving.rescore_days and serving.alert_top_features must be >= 0")
+    try:
+        duration_us(spec.alert_cooldown)
+    except ValueError as exc:
+        raise SpecError(f"{where}: serving.alert_cooldown: {exc}") from exc
+    return spec
 
 
 def load_specs(directory: str | Path) -> list[ModelSpec]:

@@ -68,4 +68,4 @@ def test_the_cli_and_the_code_location_serve_the_user_specs(tmp_path):
             ".get_all_asset_keys()}; print(sorted(k for k in keys if 'my_regime' in k or 'friction' in k))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
                          check=True).stdout
-    assert out.strip() == str(sorted(f"{a}_my_regime_1m" for a in ("labels", "training_set", "drift", "model", "validation")))
+    assert out.strip() == str(sorted(f"{a}_my_regime_1m" for a in ("labels", "training_set", "drift", "model", "validation", "promoted_model", "predictions")))

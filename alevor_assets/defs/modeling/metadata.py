@@ -45,6 +45,10 @@ def validation_metadata(validated: Validated) -> dict[str, Any]:
     }
 
 
+def promoted_metadata(validated: Validated) -> dict[str, Any]:
+    return {"version": validated.version, "artifact_sha256": validated.artifact_sha256, "decision": validated.decision.text}
+
+
 def drift_metadata(status: DriftStatus) -> dict[str, Any]:
     if status.version is None:
         return {"model_version": None}

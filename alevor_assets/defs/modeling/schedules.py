@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from alevor_assets.defs.modeling.assets import MODEL_ASSETS
 from alevor_assets.lib.specs import ModelSpec, model_specs
 
 # Mondays 04:00 UTC unless a spec sets `retrain: {cron: ...}`.
@@ -10,7 +9,8 @@ DEFAULT_RETRAIN_CRON = "0 4 * * 1"
 
 
 def _schedule(spec: ModelSpec) -> dg.ScheduleDefinition:
-    keys = [a.key for a in MODEL_ASSETS if a.key.path[0] in (f"model_{spec.name}", f"validation_{spec.name}")]
+    # validation_ and promoted_model_ are one step: select both.
+    keys = [f"model_{spec.name}", f"validation_{spec.name}", f"promoted_model_{spec.name}"]
     job = dg.define_asset_job(f"retrain_{spec.name}", selection=dg.AssetSelection.assets(*keys),
                               description=f"Train and validate a new version of {spec.name}.")
     return dg.ScheduleDefinition(
