@@ -2,9 +2,10 @@
 
 The notebook API (Polars in, Polars out, no Dagster needed)::
 
-    from alevor_assets import resample_trades, compute_features
+    from alevor_assets import resample_trades, compute_features, score
     bars = resample_trades(trades, "2s")
     features = compute_features(bars, "2s")
+    predictions = score("pump_detector_2s", bars, trades=trades)   # the promoted model's scores
 """
 
 import os
@@ -24,20 +25,27 @@ from alevor_assets.lib.labels import (  # noqa: E402
     make_label_strategy,
     register_label_strategy,
 )
+from alevor_assets.lib.fallback import FallbackRule, register_fallback_rule  # noqa: E402
+from alevor_assets.lib.serving import ServingModel, load_serving_model, score  # noqa: E402
 from alevor_assets.lib.training import Trainer, make_trainer, register_trainer, trainers  # noqa: E402
 
 __all__ = [
+    "FallbackRule",
     "LabelContext",
     "LabelStrategy",
+    "ServingModel",
     "Trainer",
     "adjust_features_for_time_interval",
     "compute_features",
     "label_strategies",
+    "load_serving_model",
     "make_label_strategy",
     "make_trainer",
+    "register_fallback_rule",
     "register_label_strategy",
     "register_trainer",
     "resample_trades",
+    "score",
     "time_bars",
     "trainers",
 ]
