@@ -52,11 +52,12 @@ ui: instance
 models: install
 	$(BIN)/python -m alevor_assets models
 
-## Benchmarks (bars from 10 M and 50 M trades; features on 2-second bars; training on 1 M rows): prints tables.
+## Benchmarks (bars from 10 M and 50 M trades; features on 2-second bars; training and scoring on 1 M rows): prints tables.
 bench: install
 	$(BIN)/python -m bench.bars
 	$(BIN)/python -m bench.features
 	$(BIN)/python -m bench.train
+	$(BIN)/python -m bench.score
 
 ## Load the demo days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
 pg-sample: install
