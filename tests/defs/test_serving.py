@@ -147,3 +147,22 @@ def test_a_promotion_rescores_only_the_days_the_spec_asks_for_and_only_once(reso
         for _ in range(2):
             cursor, requested = evaluate(instance, cursor)
             assert requested == set()
+
+
+def test_predict_reads_a_range_and_scores_another_version_without_storing_it(built, storage, monkeypatch, tmp_path, capsys):
+    from alevor_assets.cli import main
+
+    monkeypatch.setenv("ALEVOR_HOME", str(storage.root))
+    out = tmp_path / "p.parquet"
+    assert main(["predict", "--spec", PUMP_SPEC.name, "--start", D2.isoformat(), "--end", D3.isoformat(), "--output", str(out)]) == 0
+    stored = pl.concat([storage.warehouse.read_partition(PREDICTIONS, d) for d in (D2, D3)]).sort("ts", "token")
+    assert pl.read_parquet(out).equals(stored)
+    before = storage.warehouse.read_partition(PREDICTIONS, D2)
+    csv = tmp_path / "v1.csv"
+    assert main(["predict", "--spec", PUMP_SPEC.name, "--start", D2.isoformat(), "--end", D2.isoformat(),
+                 "--version", "1", "--output", str(csv)]) == 0
+    again = pl.read_csv(csv)
+    assert again.height == before.height and again["version"].unique().to_list() == [1]
+    assert storage.warehouse.read_partition(PREDICTIONS, D2).equals(before)  # nothing written
+    assert main(["predict", "--spec", "no_such_spec", "--start", D2.isoformat(), "--end", D2.isoformat()]) == 2
+    assert "unknown spec 'no_such_spec'" in capsys.readouterr().err

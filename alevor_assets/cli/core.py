@@ -1,4 +1,4 @@
-"""``python -m alevor_assets``: the demo run, and a look at the specs and the model registry."""
+"""The demo run, and a look at the specs and the model registry."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import argparse
 import os
 import sys
 import time
-from datetime import timedelta
-
-from typing import TYPE_CHECKING
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 from alevor_assets.lib.config import pipeline_settings
 
@@ -16,33 +15,42 @@ if TYPE_CHECKING:
     from alevor_assets.defs.resources import AlevorStorage
 
 
-def _demo(args: argparse.Namespace) -> int:
+def run_range(first: date, last: date, selection: list[str] | None = None) -> Any:
+    """One run of ``selection`` (default: every asset) over the days ``first..last``, on the
+    instance in $DAGSTER_HOME (an ephemeral one without it), as `--partition-range` runs it."""
     import dagster as dg
 
     from alevor_assets.definitions import defs
-    from alevor_assets.defs.partitions import start_date
+
+    job = defs().resolve_implicit_global_asset_job_def()
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    return job.execute_in_process(
+        instance=instance,
+        asset_selection=[dg.AssetKey(k) for k in selection] if selection else None,
+        tags={"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()},
+        raise_on_error=False,
+    )
+
+
+def storage_from_env() -> AlevorStorage:
     from alevor_assets.defs.resources import build_resources
+
+    return build_resources()["storage"].process_config_and_initialize()
+
+
+def demo(args: argparse.Namespace) -> int:
+    from alevor_assets.defs.partitions import start_date
 
     first = start_date()
     last = first + timedelta(days=(args.days or int(pipeline_settings()["demo"]["days"])) - 1)
-    definitions = defs()
-    job = definitions.resolve_implicit_global_asset_job_def()
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     print(f"materializing every asset for {first}...{last} (one run)", flush=True)
     started = time.monotonic()
-    result = job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
-        raise_on_error=False,
-    )
+    result = run_range(first, last)
     elapsed = time.monotonic() - started
     if not result.success:
         print(f"run {result.run_id} failed after {elapsed:.1f}s; see the log above", file=sys.stderr)
         return 1
-    storage = build_resources()["storage"].process_config_and_initialize()
+    storage = storage_from_env()
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s; ALEVOR_HOME={storage.root}")
     _print_models(storage)
     return 0
@@ -63,14 +71,12 @@ def _print_models(storage: AlevorStorage) -> None:
         )
 
 
-def _models(args: argparse.Namespace) -> int:
+def models(args: argparse.Namespace) -> int:
     import json
 
     import polars as pl
 
-    from alevor_assets.defs.resources import build_resources
-
-    storage = build_resources()["storage"].process_config_and_initialize()
+    storage = storage_from_env()
     models = storage.registry.list_models().with_columns(
         pl.col("top_features").map_elements(lambda t: ", ".join(json.loads(t)[:3]) if t else "", return_dtype=pl.Utf8)
     )
@@ -79,7 +85,7 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_sample(args: argparse.Namespace) -> int:
+def load_sample(args: argparse.Namespace) -> int:
     from datetime import date
 
     from alevor_assets.defs.partitions import start_date
@@ -103,7 +109,7 @@ def _load_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _specs(args: argparse.Namespace) -> int:
+def specs(args: argparse.Namespace) -> int:
     from alevor_assets.lib.specs import spec_source
 
     source = spec_source()
@@ -120,29 +126,8 @@ def _specs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _feature_table(args: argparse.Namespace) -> int:
+def feature_table(args: argparse.Namespace) -> int:
     from alevor_assets.lib.features import feature_table_markdown
 
     print(feature_table_markdown())
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alevor_assets")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="materialize every asset for the demo range in one run")
-    demo.add_argument("--days", type=int, default=None, help="days from ALEVOR_START_DATE (default: pipeline.yaml)")
-    demo.set_defaults(func=_demo)
-    models = sub.add_parser("models", help="list every registered model version")
-    models.set_defaults(func=_models)
-    specs = sub.add_parser("specs", help="list the model specs served (shipped and ALEVOR_SPECS) and their files")
-    specs.set_defaults(func=_specs)
-    sample = sub.add_parser("load-sample", help="load synthetic trades into PostgreSQL Token/Trade tables")
-    sample.add_argument("--url", default=None, help="libpq URL (default: ALEVOR_PG_URL); the database is created if missing")
-    sample.add_argument("--days", type=int, default=None, help="days to load (default: the demo's, pipeline.yaml)")
-    sample.add_argument("--start", default=None, help="first day (default: ALEVOR_START_DATE)")
-    sample.set_defaults(func=_load_sample)
-    table = sub.add_parser("feature-table", help="print the README's feature table (Markdown)")
-    table.set_defaults(func=_feature_table)
-    args = parser.parse_args(argv)
-    return args.func(args)
