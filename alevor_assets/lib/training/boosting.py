@@ -86,6 +86,13 @@ class XGBoostClassifier(_XGBoostBase):
         self._classes = [int(c) for c in classes]
         if len(classes) < 2:
             raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
+        absent = sorted(set(self._classes) - {int(c) for c in np.unique(y_train)})
+        if absent:
+            # XGBoost needs every class in the training rows (it fails with "Invalid classes
+            # inferred from unique values of y" otherwise).
+            raise InsufficientDataError(
+                f"{self.name}: class(es) {absent} occur only in the validation rows; the training rows need every class"
+            )
         # Labels must be 0..k-1 for XGBoost; keep the mapping to report the original values.
         index = {c: i for i, c in enumerate(self._classes)}
         yt = np.array([index[int(v)] for v in y_train])

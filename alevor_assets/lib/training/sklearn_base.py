@@ -119,7 +119,7 @@ class _SklearnTrainer(Trainer):
             raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
         absent = sorted(set(self._classes) - {int(c) for c in np.unique(yt)})
         if absent:
-            raise ValueError(
+            raise InsufficientDataError(
                 f"{self.name}: class(es) {absent} occur only in the validation fold; the training fold "
                 "needs every class"
             )

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib.training.base import register_trainer
+from alevor_assets.lib.validation import InsufficientDataError
 from alevor_assets.lib.training.sklearn_base import (
     _coef_importance,
     _pipeline,
@@ -53,7 +54,7 @@ class SVMClassifierTrainer(_SklearnTrainer):
         absent = sorted(set(range(len(self._classes))) - set(np.unique(yv).tolist()))
         if absent:
             names = [self._classes[i] for i in absent]
-            raise ValueError(
+            raise InsufficientDataError(
                 f"{self.name}: class(es) {names} are missing from the validation fold, which calibrates "
                 "the probabilities"
             )
