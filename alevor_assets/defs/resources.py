@@ -21,6 +21,7 @@ from alevor_assets.lib.catalog import Catalog
 from alevor_assets.lib.change_detection import file_day_fingerprints, fingerprint_text
 from alevor_assets.lib.features import DEFAULT_MULTI_TIMEFRAME, DEFAULT_RUSH_CHUNKS, DEFAULT_SPANS, FeatureConfig
 from alevor_assets.lib.config import pipeline_settings
+from alevor_assets.lib.event_extents import ExtentRules
 from alevor_assets.lib.intervals import interval_us, sort_intervals
 from alevor_assets.lib.registry import ModelRegistry
 from alevor_assets.lib.sources import SourceError, TradeBatch
@@ -86,6 +87,14 @@ class PipelineSettings(dg.ConfigurableResource):
     spans: list[str] = Field(default_factory=lambda: list(DEFAULT_SPANS), description="Wall-clock windows of the *_<span> features")
     multi_timeframe: list[str] = Field(default_factory=lambda: list(DEFAULT_MULTI_TIMEFRAME), description="Coarser intervals joined as mtf_<interval>_* features")
     rush_chunks: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RUSH_CHUNKS), description="La Morgia chunk size -> rolling window (chunks)")
+    events_lead: str = Field(default="1m", description="Start-only events: search from this long before the announced start")
+    events_peak_window: str = Field(default="5m", description="Start-only events: search the peak this long after the announced start")
+    events_min_rise: float = Field(default=0.02, description="Start-only events: a smaller rise to the peak counts as flat")
+
+    def extent_rules(self) -> ExtentRules:
+        return ExtentRules.from_settings(
+            {"lead": self.events_lead, "peak_window": self.events_peak_window, "min_rise": self.events_min_rise}
+        )
 
     def feature_config(self) -> FeatureConfig:
         missing = set(self.multi_timeframe) - set(self.bar_intervals)
@@ -131,7 +140,14 @@ class PipelineSettings(dg.ConfigurableResource):
             spans=list(raw["features"].get("spans", DEFAULT_SPANS)),
             multi_timeframe=list(raw["features"].get("multi_timeframe", DEFAULT_MULTI_TIMEFRAME)),
             rush_chunks={str(k): int(v) for k, v in (raw["features"].get("rush_chunks") or DEFAULT_RUSH_CHUNKS).items()},
+            **_event_settings(raw.get("events") or {}),
         )
+
+
+def _event_settings(raw: dict) -> dict:
+    rules = ExtentRules.from_settings(raw)  # checks the keys and values when the code location loads
+    return {"events_lead": str(raw.get("lead", "1m")), "events_peak_window": str(raw.get("peak_window", "5m")),
+            "events_min_rise": rules.min_rise}
 
 
 class TradeSource(dg.ConfigurableResource):
@@ -164,10 +180,11 @@ class TradeSource(dg.ConfigurableResource):
         ``None`` for a source that never changes."""
         return None
 
-    def labelled_events(self, day: date) -> pl.DataFrame:
+    def labelled_events(self, day: date, margin: timedelta = timedelta(0)) -> pl.DataFrame:
+        """Events overlapping ``day`` widened by ``margin`` (start-only events have a null end)."""
         if not self.events:
             return self.own_events(day)
-        return events_on(_all_events(self.events, self.events_database_url()), day)
+        return events_on(_all_events(self.events, self.events_database_url()), day, margin)
 
     def describe(self) -> str:
         return type(self).__name__

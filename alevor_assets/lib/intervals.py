@@ -32,6 +32,11 @@ def duration(text: str) -> timedelta:
     return timedelta(microseconds=duration_us(text))
 
 
+def duration_or_zero(text: str) -> timedelta:
+    """:func:`duration`, also accepting ``0`` / ``0s`` (an optional window left out)."""
+    return timedelta(0) if str(text).strip() in ("0", "0s") else duration(str(text))
+
+
 def interval_us(interval: str) -> int:
     """Length of bar ``interval`` in microseconds; raises ``ValueError`` for anything unsupported."""
     us = duration_us(interval)

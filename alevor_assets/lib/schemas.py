@@ -12,6 +12,7 @@ import polars as pl
 UTC_US = pl.Datetime(time_unit="us", time_zone="UTC")
 SIDES = ("buy", "sell")
 EVENT_TYPES = ("pump", "dump")
+EVENT_EXTENTS = ("given", "derived", "flat", "no_data")  # see lib/event_extents.py
 # Columns that travel with rows through validation to say where a row came from (file and line,
 # table and id). They are dropped before anything is written.
 ORIGIN_COLUMN = "_origin"
@@ -23,7 +24,9 @@ BAR_COLUMNS = [
     "buy_volume", "sell_volume", "trade_count", "vwap",
 ]
 TOKEN_COLUMNS = ["token", "symbol", "name", "address", "created_at"]
-EVENT_COLUMNS = ["token", "type", "start_time", "end_time"]
+EVENT_COLUMNS = [
+    "token", "type", "start_time", "end_time", "announced_time", "extent", "reference_price", "peak_price", "rise",
+]
 LABEL_COLUMNS = ["token", "interval", "ts", "strategy", "label", "weight", "horizon_end"]
 KEY_COLUMNS = ["token", "interval", "ts"]
 
@@ -60,12 +63,20 @@ class Tokens(pa.DataFrameModel):
 
 
 class LabelledEvents(pa.DataFrameModel):
-    """Known pump and dump episodes per token (ground truth for supervised pump strategies)."""
+    """Known pump and dump episodes per token (ground truth for supervised pump strategies).
+    ``extent`` says where ``start_time``/``end_time`` come from: ``given`` by the source, or
+    ``derived`` from the trades around ``announced_time`` for a start-only event; ``flat`` and
+    ``no_data`` events showed no pump (their extent is the searched window)."""
 
     token: str = pa.Field(str_length={"min_value": 1})
     type: str = pa.Field(isin=list(EVENT_TYPES))
     start_time: UTC_US  # type: ignore[valid-type]
     end_time: UTC_US  # type: ignore[valid-type]
+    announced_time: UTC_US  # type: ignore[valid-type]
+    extent: str = pa.Field(isin=list(EVENT_EXTENTS))
+    reference_price: pl.Float64 = pa.Field(nullable=True, gt=0)
+    peak_price: pl.Float64 = pa.Field(nullable=True, gt=0)
+    rise: pl.Float64 = pa.Field(nullable=True)
 
     @pa.dataframe_check(name="end_time > start_time")
     def _ordered(cls, data: pa.PolarsData) -> pl.LazyFrame:

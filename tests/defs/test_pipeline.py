@@ -84,7 +84,8 @@ def test_every_layer_has_the_contract_columns_and_types(built, storage):
         "token": pl.Utf8, "symbol": pl.Utf8, "name": pl.Utf8, "address": pl.Utf8, "created_at": UTC_US,
     }
     assert dict(wh.read_partition("labelled_events", D2).schema) == {
-        "token": pl.Utf8, "type": pl.Utf8, "start_time": UTC_US, "end_time": UTC_US,
+        "token": pl.Utf8, "type": pl.Utf8, "start_time": UTC_US, "end_time": UTC_US, "announced_time": UTC_US,
+        "extent": pl.Utf8, "reference_price": pl.Float64, "peak_price": pl.Float64, "rise": pl.Float64,
     }
     ts_rows = wh.read_partition("training_set_pump_detector_2s", D2)
     assert ts_rows.columns[:4] == ["token", "interval", "ts", "spec"] and ts_rows.columns[-3:] == ["label", "weight", "horizon_end"]
@@ -113,9 +114,9 @@ def test_a_corrupted_partition_fails_its_check_and_changes_nothing(built, resour
     bad = {**resources, "source": CorruptingSource(**small_source().model_dump(), corrupt_day=D2.isoformat())}
     result = materialize_range(D2, D2, resources=bad, instance=instance, assets=DATA_ASSETS, raise_on_error=False)
     assert not result.success
-    # raw_trades and everything downstream of it stay unmaterialized; only the independent
-    # tokens and labelled_events assets ran.
-    assert _materialized(result) == {"tokens", "labelled_events"}
+    # raw_trades and everything downstream of it (labelled_events reads trades too) stay
+    # unmaterialized; only the independent tokens asset ran.
+    assert _materialized(result) == {"tokens"}
     [evaluation] = [
         e.event_specific_data for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.asset_key == dg.AssetKey("raw_trades")

@@ -14,11 +14,12 @@ from alevor_assets.defs.market_data.checks import (
     TOKENS_CHECKS,
     skipped_rows_result,
 )
-from alevor_assets.defs.partitions import daily_asset
+from alevor_assets.defs.partitions import daily_asset, following_days
 from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
 from alevor_assets.lib.bars import BAR_SCHEMA, SortedTrades, bar_spec, iter_token_batches
 from alevor_assets.lib.contract import check_bars, check_contract, check_trades, split_bad_rows
+from alevor_assets.lib.event_extents import day_events, extent_summary
 from alevor_assets.lib.schemas import DATE_COLUMN
 
 GROUP = "market_data"
@@ -33,18 +34,6 @@ def tokens(context: dg.AssetExecutionContext, storage: AlevorStorage, source: Tr
     for day in partition_days(context):
         frame = source.tokens(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
         batch.add(day, frame, check_contract("tokens", frame))
-    yield from batch.finish(context, {"source": source.describe()})
-
-
-@daily_asset(group=GROUP, check_specs=EVENTS_CHECKS)
-def labelled_events(context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource) -> Result:
-    """Known pump and dump episodes that overlap each day (`token, type, start_time, end_time`):
-    the synthetic market's ground truth, or your own events file or table. Supervised pump label
-    strategies learn from them."""
-    batch = PartitionBatch(storage, "labelled_events", context.run.run_id, sort_by=["token", "start_time", "type"])
-    for day in partition_days(context):
-        frame = source.labelled_events(day).with_columns(pl.lit(day).alias(DATE_COLUMN))
-        batch.add(day, frame, check_contract("labelled_events", frame))
     yield from batch.finish(context, {"source": source.describe()})
 
 
@@ -82,6 +71,37 @@ def raw_trades(
         {"source": source.describe(), "skipped_rows": sum(skipped.values())},
         extra_checks=[skipped_rows_result(skipped, batch)],
     )
+
+
+@daily_asset(
+    group=GROUP,
+    check_specs=EVENTS_CHECKS,
+    # A pump announced late in the day peaks after midnight: the next day's trades are tracked
+    # (and may not exist yet); the reference price before the window is context, like warm-up.
+    deps=[dg.AssetDep(raw_trades, partition_mapping=following_days(1))],
+    automation_condition=follow_upstream(require=dg.AssetSelection.assets()),
+)
+def labelled_events(
+    context: dg.AssetExecutionContext, storage: AlevorStorage, source: TradeSource, settings: PipelineSettings
+) -> Result:
+    """Known pump and dump episodes that overlap each day: the synthetic market's ground truth, or
+    your own events file or table. An event listed with only its announced start gets its extent
+    from the trades (`extent` derived: from the announcement, or an earlier breakout, to the peak);
+    one that did not move the price is kept as `flat` (or `no_data`), listed in this metadata,
+    and left out of the labels. Supervised pump label strategies learn from them."""
+    rules = settings.extent_rules()
+    batch = PartitionBatch(storage, "labelled_events", context.run.run_id, sort_by=["token", "start_time", "type"])
+    frames = []
+    for day in partition_days(context):
+        frame = day_events(storage.warehouse, day, source.labelled_events(day, rules.reach), rules)
+        frame = frame.with_columns(pl.lit(day).alias(DATE_COLUMN))
+        batch.add(day, frame, check_contract("labelled_events", frame))
+        frames.append(frame)
+    counts, unmoved = extent_summary(pl.concat(frames))
+    yield from batch.finish(context, {
+        "source": source.describe(), "events_by_extent": dg.MetadataValue.json(counts),
+        "unmoved_events": dg.MetadataValue.md(unmoved),
+    })
 
 
 @daily_asset(group=GROUP, check_specs=BARS_CHECKS, deps=[raw_trades], automation_condition=follow_upstream())

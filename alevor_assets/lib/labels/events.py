@@ -11,10 +11,21 @@ from typing import ClassVar
 
 import polars as pl
 
+from alevor_assets.lib.event_extents import unmoved_events
 from alevor_assets.lib.intervals import duration, duration_us, interval_timedelta, interval_us
 from alevor_assets.lib.labels.base import LabelContext, LabelStrategy, _check_positive, register_label_strategy
 from alevor_assets.lib.labels.kernels import _arrays, _pump_dump
 from alevor_assets.lib.schemas import UTC_US
+
+
+def _overlapping(bars: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``token, ts`` of the bars (``start``/``end`` in µs) that overlap an event of their token."""
+    return (
+        bars.join(events, on="token", how="inner")
+        .filter((pl.col("start") < pl.col("e_end")) & (pl.col("end") > pl.col("e_start")))
+        .select("token", "ts")
+        .unique()
+    )
 
 
 @register_label_strategy
@@ -23,7 +34,9 @@ class PumpEvents(LabelStrategy):
     """Bars that overlap a labelled pump (and optionally dump) interval of their token.
 
     ``classes`` maps event types to label values; every other bar is 0. The default is the binary
-    pump detector target; ``{pump: 1, dump: 2}`` gives the three-class variant.
+    pump detector target; ``{pump: 1, dump: 2}`` gives the three-class variant. Bars that overlap
+    an event whose trades showed no pump (extent ``flat`` or ``no_data``, see
+    ``lib/event_extents.py``) are left out: neither a pump nor a negative example.
     """
 
     name: ClassVar[str] = "pump_events"
@@ -44,16 +57,13 @@ class PumpEvents(LabelStrategy):
         events = events.with_columns(
             e_start=pl.col("start_time").dt.epoch("us"), e_end=pl.col("end_time").dt.epoch("us")
         )
+        unmoved = unmoved_events(events).select("token", "e_start", "e_end")
+        if unmoved.height:
+            bars = bars.join(_overlapping(bars, unmoved), on=["token", "ts"], how="anti", maintain_order="left")
         # Lower class values first, so a bar touching both a pump and a dump takes the larger value.
         for event_type, value in sorted(self.classes.items(), key=lambda kv: kv[1]):
             ev = events.filter(pl.col("type") == event_type).select("token", "e_start", "e_end")
-            hit = (
-                bars.join(ev, on="token", how="inner")
-                .filter((pl.col("start") < pl.col("e_end")) & (pl.col("end") > pl.col("e_start")))
-                .select("token", "ts")
-                .unique()
-                .with_columns(pl.lit(True).alias(f"_hit_{event_type}"))
-            )
+            hit = _overlapping(bars, ev).with_columns(pl.lit(True).alias(f"_hit_{event_type}"))
             bars = bars.join(hit, on=["token", "ts"], how="left", maintain_order="left")
             label = pl.when(pl.col(f"_hit_{event_type}").fill_null(False)).then(pl.lit(value, pl.Int64)).otherwise(label)
         return bars.select(

@@ -1,9 +1,13 @@
 """Labelled events (pump and dump intervals per token) from a CSV file or a table.
 
 Accepted columns: ``token, type, start_time, end_time`` with type ``pump`` or ``dump``, or the
-variant ``token, class_id, start_time, end_time`` with class_id 1 = pump, 2 = dump. Times are
-ISO-8601 text with a zone (``Z`` or ``+hh:mm``) or integer epochs (seconds, milliseconds or
-microseconds, told apart by magnitude). A bad row is an error naming the file and line.
+variant ``token, class_id, start_time, end_time`` with class_id 1 = pump, 2 = dump. ``type`` /
+``class_id`` may be left out (every event is then a pump) and so may ``end_time`` (or a row may
+leave it empty): a real pump list usually gives only the announced start, and the
+``labelled_events`` asset derives such an event's extent from the trades (``event_extents.py``).
+Times are ISO-8601 text with a zone (``Z`` or ``+hh:mm``) or integer epochs (seconds,
+milliseconds or microseconds, told apart by magnitude). A bad row is an error naming the file and
+line.
 """
 
 from __future__ import annotations
@@ -37,28 +41,36 @@ def parse_times(text: pl.Expr) -> pl.Expr:
 
 
 def normalize_events(raw: pl.DataFrame, where: str) -> pl.DataFrame:
-    """Raw text columns (plus ``_origin``) to the labelled_events contract; any bad row raises."""
+    """Raw text columns (plus ``_origin``) to ``token, type, start_time, end_time`` (``end_time``
+    null for a start-only event); any bad row raises."""
     kind = "type" if "type" in raw.columns else "class_id" if "class_id" in raw.columns else None
-    missing = [c for c in ("token", "start_time", "end_time") if c not in raw.columns]
-    if kind is None or missing:
+    missing = [c for c in ("token", "start_time") if c not in raw.columns]
+    if missing:
         raise SourceError(
-            f"{where}: labelled events need columns token, type (or class_id), start_time, end_time; "
-            f"missing {missing + ([] if kind else ['type or class_id'])}"
+            f"{where}: labelled events need columns token, start_time (and optionally type or class_id, "
+            f"end_time); missing {missing}"
         )
+    if kind is None:
+        raw = raw.with_columns(pl.lit("pump").alias("type"))
+        kind = "type"
+    if "end_time" not in raw.columns:
+        raw = raw.with_columns(pl.lit(None, pl.Utf8).alias("end_time"))
     text = raw.with_columns(pl.col(c).cast(pl.Utf8) for c in ("token", kind, "start_time", "end_time"))
     kind_text = pl.col(kind).str.strip_chars().str.to_lowercase()
     typ = kind_text.replace_strict(CLASS_IDS, default=None) if kind == "class_id" else kind_text
+    end_given = pl.col("end_time").is_not_null() & (pl.col("end_time").str.strip_chars() != "")
     out = text.with_columns(
         typ.alias("type_"),
         parse_times(pl.col("start_time")).alias("start_"),
         parse_times(pl.col("end_time")).alias("end_"),
+        end_given.alias("_end_given"),
     )
     problem = (
         pl.when(pl.col("token").is_null() | (pl.col("token").str.strip_chars() == "")).then(pl.lit("token is empty"))
         .when(~pl.col("type_").is_in(["pump", "dump"]) | pl.col("type_").is_null())
         .then(pl.lit("type must be pump or dump (class_id 1 or 2)"))
         .when(pl.col("start_").is_null()).then(pl.lit("start_time is not a time with a zone"))
-        .when(pl.col("end_").is_null()).then(pl.lit("end_time is not a time with a zone"))
+        .when(pl.col("_end_given") & pl.col("end_").is_null()).then(pl.lit("end_time is not a time with a zone"))
         .when(pl.col("end_") <= pl.col("start_")).then(pl.lit("end_time must be after start_time"))
     )
     out = out.with_columns(problem.alias("_problem"))
@@ -86,11 +98,13 @@ def read_events_csv(path: str | Path) -> pl.DataFrame:
     return normalize_events(raw, str(path))
 
 
-def events_on(events: pl.DataFrame, day: date) -> pl.DataFrame:
-    """Events that overlap the UTC ``day``."""
-    lo = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    hi = lo + timedelta(days=1)
-    return events.filter((pl.col("start_time") < pl.lit(hi).cast(UTC_US)) & (pl.col("end_time") > pl.lit(lo).cast(UTC_US)))
+def events_on(events: pl.DataFrame, day: date, margin: timedelta = timedelta(0)) -> pl.DataFrame:
+    """Events that overlap the UTC ``day`` widened by ``margin`` on both sides; an event without
+    an end counts as the instant of its start."""
+    lo = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - margin
+    hi = lo + timedelta(days=1) + 2 * margin
+    end = pl.coalesce(pl.col("end_time"), pl.col("start_time") + pl.duration(microseconds=1))
+    return events.filter((pl.col("start_time") < pl.lit(hi).cast(UTC_US)) & (end > pl.lit(lo).cast(UTC_US)))
 
 
 def empty_events() -> pl.DataFrame:
