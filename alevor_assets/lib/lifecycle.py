@@ -16,7 +16,16 @@ import polars as pl
 from alevor_assets.lib.contract import leaked_features
 from alevor_assets.lib.drift import drifted_features, feature_psi, file_sha256
 from alevor_assets.lib.model_report import validation_report, version_metadata
-from alevor_assets.lib.modeling import Evaluation, TrainResult, evaluate, split_rows, train, walk_forward
+from alevor_assets.lib.modeling import (
+    Evaluation,
+    TrainResult,
+    detection_setup,
+    evaluate,
+    split_rows,
+    train,
+    walk_forward,
+)
+from alevor_assets.lib.schemas import DATE_COLUMN
 from alevor_assets.lib.promotion import Decision, decide, rescore_incumbent
 from alevor_assets.lib.registry import ModelRegistry, ModelVersion
 from alevor_assets.lib.specs import ModelSpec
@@ -54,6 +63,20 @@ def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tupl
     counts = {k: v.height for k, v in frames.items()}
     # Days without any labelled row carry no realized_return column; align by name.
     return pl.concat(list(frames.values()), how="diagonal_relaxed"), counts
+
+
+def read_events(wh: Warehouse, days: list[date]) -> pl.DataFrame | None:
+    """The labelled events overlapping ``days`` (and the day before and after them: an alert
+    near midnight may belong to the neighbouring day's event), each once; ``None`` when no
+    labelled_events partition exists for them."""
+    if not days:
+        return None
+    wanted = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+    files = wh.partition_files("labelled_events", wanted)
+    if not files:
+        return None
+    frames = [pl.read_parquet(f).drop(DATE_COLUMN, strict=False) for f in files]
+    return pl.concat(frames, how="diagonal_relaxed").unique().sort("token", "start_time")
 
 
 def partition_hashes(wh: Warehouse, spec: ModelSpec, days: list[date]) -> dict[str, str | None]:
@@ -103,7 +126,7 @@ def train_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry) -> Tr
         )
     trainer = make_trainer(spec.trainer.name, spec.trainer.params)
     try:
-        result = train(spec, rows, trainer)
+        result = train(spec, rows, trainer, read_events(wh, days))
     except InsufficientDataError as exc:
         return Trained(rows.height, counts, skipped=str(exc))
     metadata = version_metadata(spec, result, counts, partition_hashes(wh, spec, days))
@@ -141,13 +164,15 @@ def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, ve
         )
     test = split_rows(spec, rows).test.rows
     classes = (meta.get("fit") or {}).get("classes")
-    evaluation: Evaluation = evaluate(spec, trainer, test, meta["features"], meta["threshold"], classes)
+    setup = detection_setup(spec, read_events(wh, days), rows)
+    evaluation: Evaluation = evaluate(spec, trainer, test, meta["features"], meta["threshold"], classes, setup)
     metrics = evaluation.metrics
-    walk = walk_forward(spec, rows, meta["features"], lambda: make_trainer(spec.trainer.name, spec.trainer.params))
+    walk = walk_forward(spec, rows, meta["features"], lambda: make_trainer(spec.trainer.name, spec.trainer.params), setup)
     if walk.get("mean") is not None:
         metrics[f"walk_forward_{spec.primary_metric}_mean"] = walk["mean"]
     gate = evaluate_gate(metrics, spec.gate)
-    decision = decide(version, gate, spec.primary_metric, metrics.get(spec.primary_metric), rescore_incumbent(registry, spec, test))
+    incumbent = rescore_incumbent(registry, spec, test, setup)
+    decision = decide(version, gate, spec.primary_metric, metrics.get(spec.primary_metric), incumbent)
     report = validation_report(
         spec, version, evaluation, decision.text, meta.get("feature_importance", {}), test, meta["training"], walk
     )

@@ -31,6 +31,7 @@ def version_metadata(
         "trainer": {"name": trainer.name, "params": trainer.params()},
         "features": result.features,
         "threshold": result.threshold,
+        "threshold_rule": result.threshold_choice.describe() if result.threshold_choice else None,
         "training": {
             "partitions": list(rows_by_partition), "rows_by_partition": rows_by_partition,
             "split": result.split.describe(), "partition_sha256": partition_sha256,
@@ -58,6 +59,51 @@ def reference(result: TrainResult) -> dict[str, Any]:
 
 def _when(us: Any) -> str:
     return datetime.fromtimestamp(int(us) / 1e6, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if us is not None else "–"
+
+
+EVENT_COLUMNS = ["token", "announced", "extent", "first_alert", "delay_s", "outcome"]
+DETECTION_FIGURES = ["threshold", "events", "events_detected", "events_detected_timely", "detection_delay_s",
+                     "detection_delay_max_s", "false_alerts", "token_days", "false_alerts_per_token_day"]
+
+
+def detection_section(spec: ModelSpec, metrics: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """Every test event with its first alert and delay (or why it is missed or not counted), and
+    the detector's figures."""
+    timely = spec.alerts.timely.total_seconds()
+    n = metrics.get("events") or 0
+    summary = (
+        f"Threshold {rp._fmt(metrics.get('threshold'))} ({spec.threshold.describe()}); {spec.alerts.describe()}.\n\n"
+        f"**{metrics.get('events_detected', 0)} of {n} events detected, {metrics.get('events_detected_timely', 0)} "
+        f"within {timely:g} s** of the announced start; delay median {rp._fmt(metrics.get('detection_delay_s'))} s, "
+        f"worst {rp._fmt(metrics.get('detection_delay_max_s'))} s. **{metrics.get('false_alerts', 0)} false alerts "
+        f"in {metrics.get('token_days', 0)} token-days with data = "
+        f"{rp._fmt(metrics.get('false_alerts_per_token_day'))} per token-day** ({metrics.get('alerts', 0)} alerts in all)."
+    )
+    body = rp.table(events, EVENT_COLUMNS) if events else "No labelled event in the test fold."
+    return summary + "\n\n" + body
+
+
+def add_walk_forward(report: rp.Report, spec: ModelSpec, walk: dict[str, Any]) -> None:
+    """Each walk-forward fold with its span, threshold and figures (per event for detectors), and
+    for detectors every fold's events."""
+    if not walk.get("folds"):
+        if walk.get("skipped"):
+            report.add("Walk-forward", f"Skipped: {walk['skipped']}.")
+        return
+    folds = walk["folds"]
+    detector = any("event_table" in f for f in folds)
+    figures = DETECTION_FIGURES if detector else ["threshold"]
+    cols = ["fold", "test_start", "test_end", "train_rows", "test_rows", *figures, spec.primary_metric, "skipped"]
+    rows = [{**f, "test_start": _when(f.get("test_start_us")), "test_end": _when(f.get("test_end_us"))} for f in folds]
+    text = rp.table(rows, [c for c in dict.fromkeys(cols) if any(r.get(c) is not None for r in rows) or c == "fold"])
+    text += f"\n\n{spec.primary_metric}: mean {rp._fmt(walk.get('mean'))}, std {rp._fmt(walk.get('std'))}."
+    if walk.get("threshold_min") is not None:
+        text += (f" Threshold ({spec.threshold.describe()}) from {rp._fmt(walk['threshold_min'])} to "
+                 f"{rp._fmt(walk['threshold_max'])} across folds.")
+    report.add("Walk-forward (expanding window, purged, embargoed)", text)
+    if detector:
+        events = [{"fold": f["fold"], **e} for f in folds for e in f.get("event_table", [])]
+        report.add("Walk-forward events", rp.table(events, ["fold", *EVENT_COLUMNS]) if events else "No labelled event in any fold.")
 
 
 def validation_report(
@@ -89,14 +135,9 @@ def validation_report(
         ))
         if len(evaluation.backtest.equity):
             report.plots["equity_curve.png"] = rp.equity_plot(evaluation.backtest.equity_ts_us, evaluation.backtest.equity)
-    if walk.get("folds"):
-        cols = ["fold", "test_start", "test_end", "train_rows", "test_rows", "purged_rows", spec.primary_metric]
-        rows = [{**f, "test_start": _when(f.get("test_start_us")), "test_end": _when(f.get("test_end_us"))} for f in walk["folds"]]
-        report.add("Walk-forward (expanding window, purged, embargoed)", rp.table(rows, cols) + (
-            f"\n\n{spec.primary_metric}: mean {rp._fmt(walk.get('mean'))}, std {rp._fmt(walk.get('std'))}."
-        ))
-    elif walk.get("skipped"):
-        report.add("Walk-forward", f"Skipped: {walk['skipped']}.")
+    if evaluation.detection is not None:
+        report.add("Detection (test fold, per event)", detection_section(spec, metrics, evaluation.detection.events))
+    add_walk_forward(report, spec, walk)
     split = training["split"]
     folds = [{"fold": k, "start": _when(split[k]["start_us"]), "end": _when(split[k]["end_us"]), "rows": split[k]["rows"]}
              for k in ("train", "validation", "test")]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from alevor_assets.lib.detection import DetectionSetup
 from alevor_assets.lib.modeling import evaluate
 from alevor_assets.lib.registry import ArtifactIntegrityError, ModelRegistry
 from alevor_assets.lib.specs import ModelSpec
@@ -51,8 +52,11 @@ def decide(version: int, gate: GateResult, metric: str, value: float | None, inc
     return Decision(promote=promote, gate_passed=gate.passed, beats_incumbent=beats, text=text)
 
 
-def rescore_incumbent(registry: ModelRegistry, spec: ModelSpec, test_rows: pl.DataFrame) -> Incumbent:
-    """The promoted version of ``spec`` scored on ``test_rows`` (the candidate's test fold)."""
+def rescore_incumbent(
+    registry: ModelRegistry, spec: ModelSpec, test_rows: pl.DataFrame, setup: DetectionSetup | None = None
+) -> Incumbent:
+    """The promoted version of ``spec`` scored on ``test_rows`` (the candidate's test fold; a
+    detector's ``setup`` for per-event metrics)."""
     row = registry.promoted(spec.name)
     if row is None:
         return Incumbent(None, None, "no promoted version yet")
@@ -61,7 +65,7 @@ def rescore_incumbent(registry: ModelRegistry, spec: ModelSpec, test_rows: pl.Da
         trainer, mv = registry.load(spec.name, version)
         meta = mv.metadata
         classes = (meta.get("fit") or {}).get("classes")
-        value = evaluate(spec, trainer, test_rows, meta["features"], meta["threshold"], classes).metrics.get(spec.primary_metric)
+        value = evaluate(spec, trainer, test_rows, meta["features"], meta["threshold"], classes, setup).metrics.get(spec.primary_metric)
         return Incumbent(version, value, f"v{version} scores {value} on the same test rows")
     except (ArtifactIntegrityError, KeyError, ValueError, pl.exceptions.ColumnNotFoundError) as exc:
         recorded = row.get("primary_value")

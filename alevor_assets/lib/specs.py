@@ -18,20 +18,26 @@ from typing import Any
 import yaml
 
 from alevor_assets.lib.config import SPECS_DIR, pipeline_settings, user_spec_dirs
+from alevor_assets.lib.detection import DetectionRules
 from alevor_assets.lib.intervals import duration_us, interval_us
 from alevor_assets.lib.fallback import FallbackRule, make_fallback_rule
 from alevor_assets.lib.labels import LabelStrategy, make_label_strategy
+from alevor_assets.lib.thresholds import ThresholdRule
 from alevor_assets.lib.training import make_trainer
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 TRADING_METRICS = ("profit_factor", "sharpe", "hit_rate", "total_return", "directional_accuracy")
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "event_recall", "accuracy", *TRADING_METRICS)
+CLASSIFICATION_METRICS = (
+    "roc_auc", "pr_auc", "f1", "precision", "recall", "event_recall", "event_recall_timely", "accuracy", *TRADING_METRICS,
+)
 REGRESSION_METRICS = ("ic", "neg_mae", "neg_rmse", "r2", *TRADING_METRICS)
 # Gate keys: min_<metric> or max_<metric>.
 KNOWN_GATE_METRICS = set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS) | {
-    "mae", "rmse", "max_drawdown", "detection_delay_s", "false_alarms_per_day", "trades",
+    "mae", "rmse", "max_drawdown", "trades",
+    "detection_delay_s", "detection_delay_max_s", "false_alerts", "false_alerts_per_token_day",
 }
+RENAMED_GATE_METRICS = {"false_alarms_per_day": "false_alerts_per_token_day"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ class ModelSpec:
     walk_forward_folds: int = 3
     retrain_cron: str | None = None
     serving: ServingSpec = ServingSpec()
+    # Detectors: how scores become alerts and meet events; every classifier: its threshold rule.
+    alerts: DetectionRules = DetectionRules()
+    threshold: ThresholdRule = ThresholdRule()
     path: str = ""
 
     @property
@@ -180,7 +189,8 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
     allowed = {
         "name", "description", "interval", "label", "trainer", "features", "filters", "window",
-        "split", "gate", "primary_metric", "drift", "backtest", "validation", "retrain", "serving",
+        "split", "gate", "primary_metric", "drift", "backtest", "validation", "retrain", "serving", "alerts",
+        "threshold",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -231,6 +241,11 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
     gate = {str(k): float(v) for k, v in (raw.get("gate") or {}).items()}
     for key in gate:
         prefix, _, metric = key.partition("_")
+        if metric in RENAMED_GATE_METRICS:
+            raise SpecError(
+                f"{where}: gate key {key!r} is now {prefix}_{RENAMED_GATE_METRICS[metric]} (false alerts are "
+                "counted per token-day with data, not per calendar day)"
+            )
         if prefix not in ("min", "max") or metric not in KNOWN_GATE_METRICS:
             raise SpecError(f"{where}: gate key {key!r} must be min_<metric> or max_<metric> with metric in {sorted(KNOWN_GATE_METRICS)}")
     primary = str(raw.get("primary_metric", "pr_auc" if strategy.task == "classification" else "ic"))
@@ -252,6 +267,14 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
     if backtest.sides not in ("long_only", "long_short"):
         raise SpecError(f"{where}: backtest.sides must be long_only or long_short")
     serving = _serving(raw.get("serving") or {}, strategy.task, where)
+    detector = bool(getattr(strategy, "detects_events", False))
+    if raw.get("alerts") and not detector:
+        raise SpecError(f"{where}: alerts: only for detectors (label strategies that detect events)")
+    try:
+        alerts = DetectionRules.from_spec(raw.get("alerts"))
+        threshold = ThresholdRule.from_spec(raw.get("threshold"), detector)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
     folds = int((raw.get("validation") or {}).get("walk_forward_folds", 3))
     if folds < 0:
         raise SpecError(f"{where}: validation.walk_forward_folds must be >= 0")
@@ -274,6 +297,8 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
         walk_forward_folds=folds,
         retrain_cron=(raw.get("retrain") or {}).get("cron"),
         serving=serving,
+        alerts=alerts,
+        threshold=threshold,
         path=where,
     )
 

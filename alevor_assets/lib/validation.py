@@ -119,65 +119,15 @@ def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def event_metrics(
-    token: np.ndarray, ts_us: np.ndarray, y: np.ndarray, predicted: np.ndarray
-) -> dict[str, Any]:
-    """Event recall and detection delay.
-
-    An event is a maximal run of consecutive positive rows of one token (rows in time order). It is
-    detected when any row of the run is predicted positive; the delay is the time from the run's
-    first row to the first positive prediction inside it. False alarms are runs of positive
-    predictions that touch no event.
-    """
-    order = np.lexsort((ts_us, token))
-    token, ts_us, y, predicted = token[order], ts_us[order], y[order] > 0, predicted[order].astype(bool)
-    new_token = np.ones(len(token), dtype=bool)
-    new_token[1:] = token[1:] != token[:-1]
-
-    def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        continues = np.zeros(len(mask), dtype=bool)
-        continues[1:] = mask[1:] & mask[:-1] & ~new_token[1:]
-        starts = np.flatnonzero(mask & ~continues)
-        ends = np.flatnonzero(mask & ~np.append(continues[1:], False))
-        return starts, ends
-
-    n = len(token)
-    ev_s, ev_e = runs(y)
-    # Index of the first positive prediction at or after each row.
-    next_hit = np.where(predicted, np.arange(n), n)
-    next_hit = np.minimum.accumulate(next_hit[::-1])[::-1] if n else next_hit
-    first = next_hit[ev_s] if len(ev_s) else np.zeros(0, dtype=int)
-    hit = first <= ev_e
-    delays = (ts_us[first[hit]] - ts_us[ev_s[hit]]) / 1e6
-    detected = int(hit.sum())
-    al_s, al_e = runs(predicted)
-    y_cum = np.concatenate([[0], np.cumsum(y)])
-    false_alarms = int(((y_cum[al_e + 1] - y_cum[al_s]) == 0).sum())
-    events = ev_s
-    days = max((ts_us.max() - ts_us.min()) / 86_400e6, 1e-9) if len(ts_us) else 1.0
-    return {
-        "events": len(events),
-        "events_detected": detected,
-        "event_recall": detected / len(events) if len(events) else None,
-        "detection_delay_s": float(np.median(delays)) if len(delays) else None,
-        "detection_delay_mean_s": float(np.mean(delays)) if len(delays) else None,
-        "false_alarms": false_alarms,
-        "false_alarms_per_day": false_alarms / days,
-    }
-
-
 def classification_metrics(
     y: np.ndarray,
     score: np.ndarray,
     threshold: float,
     *,
     classes: list[int] | None = None,
-    token: np.ndarray | None = None,
-    ts_us: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics for a binary score (probability of the larger class) or class probabilities (n×k,
-    columns in ``classes`` order). ``token``/``ts_us`` add event recall and detection delay (for
-    detectors, whose positive rows form episodes)."""
+    columns in ``classes`` order). Detectors add per-event metrics (``lib/detection.py``)."""
     import warnings
 
     out: dict[str, Any] = {"rows": int(len(y))}
@@ -212,8 +162,6 @@ def classification_metrics(
         out["recall"] = float(skm.recall_score(y_pos, predicted, zero_division=0))
         out["f1"] = float(skm.f1_score(y_pos, predicted, zero_division=0))
         out["confusion_matrix"] = skm.confusion_matrix(y_pos, predicted, labels=[0, 1]).tolist()
-    if token is not None and ts_us is not None:
-        out.update(event_metrics(token, ts_us, y_pos, predicted))
     return out
 
 

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.validation import chronological_split, evaluate_gate, event_metrics
+from alevor_assets.lib.validation import chronological_split, evaluate_gate
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -37,16 +37,6 @@ def test_embargo_drops_the_configured_span_after_each_boundary():
     assert plain.test.height - emb.test.height == 5
     assert emb.embargoed_rows == 10
     assert emb.test.rows["ts"].min() == datetime.fromtimestamp(emb.test.start_us / 1e6 + 300, timezone.utc)
-
-
-def test_event_recall_and_delay():
-    tok = np.array(["a"] * 8 + ["b"] * 4)
-    ts = np.array(list(range(8)) + list(range(4))) * 1_000_000
-    y = np.array([0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0])
-    p = np.array([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
-    m = event_metrics(tok, ts, y, p)
-    assert (m["events"], m["events_detected"], m["false_alarms"]) == (3, 1, 2)
-    assert m["detection_delay_s"] == 1.0
 
 
 def test_gate_rules():

@@ -1,0 +1,63 @@
+"""Alerts: from a detector's scores to discrete alerts, one per episode.
+
+A score is known when its bar closes, so an alert's time is the time its score became known
+(callers pass bar end times). Per token, in time order, a row raises an alert when its score is
+at or above the threshold and the token's previous alert is at least ``cooldown`` earlier; rows
+inside the cooldown raise nothing (the episode is already alerted). This greedy rule raises the
+largest set of alerts that are ``cooldown`` apart, so fewer rows above the threshold never mean
+more alerts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numba
+import numpy as np
+import polars as pl
+
+ALERT_COLUMNS = ["token", "ts", "score"]
+
+
+@numba.njit(cache=True)
+def _alert_mask(codes: np.ndarray, ts_us: np.ndarray, score: np.ndarray, threshold: float, cooldown_us: int) -> np.ndarray:
+    out = np.zeros(len(codes), dtype=np.bool_)
+    current = -1
+    alerted = False
+    last_alert = 0
+    for i in range(len(codes)):
+        if codes[i] != current:
+            current = codes[i]
+            alerted = False
+        if score[i] >= threshold and (not alerted or ts_us[i] - last_alert >= cooldown_us):
+            out[i] = True
+            alerted = True
+            last_alert = ts_us[i]
+    return out
+
+
+def alert_mask(codes: np.ndarray, ts_us: np.ndarray, score: np.ndarray, threshold: float, cooldown_us: int) -> np.ndarray:
+    """Which rows raise an alert. Rows must be sorted by (token, ts); ``codes`` are integer token
+    codes (>= 0, changing exactly where the token does), ``ts_us`` the times the scores became
+    known (µs). NaN scores never alert."""
+    if cooldown_us < 0:
+        raise ValueError(f"cooldown must be >= 0, got {cooldown_us} µs")
+    return _alert_mask(
+        np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(ts_us, dtype=np.int64),
+        np.ascontiguousarray(score, dtype=np.float64), float(threshold), int(cooldown_us),
+    )
+
+
+def raise_alerts(scores: pl.DataFrame, threshold: float, cooldown: timedelta) -> pl.DataFrame:
+    """The alerts among ``scores`` (``token``, ``ts`` the time each score became known, ``score``;
+    any order): ``token, ts, score`` of each alert, sorted by token and time."""
+    missing = [c for c in ALERT_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"scores need columns {ALERT_COLUMNS}; missing {missing}")
+    rows = scores.select(ALERT_COLUMNS).sort("token", "ts", maintain_order=True)
+    if rows.height == 0:
+        return rows
+    codes = rows["token"].rle_id().to_numpy()  # sorted by token: one code per token
+    mask = alert_mask(codes, rows["ts"].dt.epoch("us").to_numpy(), rows["score"].cast(pl.Float64).to_numpy(),
+                      threshold, int(cooldown / timedelta(microseconds=1)))
+    return rows.filter(pl.Series(mask))
