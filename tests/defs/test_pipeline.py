@@ -1,5 +1,6 @@
 """The real assets, materialized in process on a small generated market."""
 
+import json
 import logging
 from datetime import date, datetime, timedelta, timezone
 
@@ -196,6 +197,20 @@ def test_each_materialization_carries_what_the_ui_shows(built, storage):
     traded = pl.concat([storage.warehouse.read_partition("raw_trades", d) for d in (D1, D2, D3)])["token"].n_unique()
     assert events["raw_trades"]["tokens"].value == traded
     validation = events["validation_pump_detector_2s"]
-    assert {"roc_auc", "pr_auc", "event_recall"} <= set(validation["metrics"].value)
+    metrics = validation["metrics"].value
+    assert {"roc_auc", "pr_auc", "event_recall", "event_recall_timely", "false_alerts_per_token_day"} <= set(metrics)
     report = validation["report"].value
     assert "| metric | value |" in report and report.count("data:image/png;base64,") >= 2
+    # Every test event is listed with its first alert and delay, and every fold with its threshold,
+    # chosen by the spec's rule in each fold as in the final fit.
+    detection = report.split("## Detection (test fold, per event)")[1].split("\n## ")[0]
+    assert "| token | announced | extent | first_alert | delay_s | outcome |" in detection
+    listed = [line for line in detection.splitlines() if line.startswith("| ") and not line.startswith("| token")]
+    assert len(listed) == metrics["events"] + metrics["events_not_counted"] > 0
+    assert sum("| detected |" in line for line in listed) == metrics["events_detected"]
+    walk = validation["walk_forward"].value
+    assert len(walk["folds"]) == 3 and all(f["threshold_rule"] == "false_alert_budget" for f in walk["folds"])
+    assert "| fold | test_start | test_end | train_rows | test_rows | threshold | events | events_detected |" in report
+    assert "## Walk-forward events" in report and "across folds" in report
+    meta = json.loads((storage.root / "models/pump_detector_2s/v1/metadata.json").read_text())
+    assert meta["threshold_rule"]["rule"] == "false_alert_budget" and meta["threshold"] == metrics["threshold"]
