@@ -79,7 +79,7 @@ class BacktestSpec:
     fee_bps: float = 10.0
     slippage_bps: float = 5.0
     risk_fraction: float = 0.1
-    # Classifiers trade when the score reaches this (default: the model's F1-best threshold).
+    # Classifiers trade when the score reaches this (default: the threshold of the spec's rule).
     threshold: float | None = None
     # long_only: a positive signal buys; long_short: a negative one sells short.
     sides: str = "long_short"
