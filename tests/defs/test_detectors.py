@@ -7,7 +7,7 @@ import polars as pl
 
 from alevor_assets.defs.resources import FilesSource
 from tests.conftest import small_settings
-from tests.helpers import ALL_ASSETS, DATA_ASSETS, SPEC_ASSETS, materialize_range
+from tests.helpers import ALL_ASSETS, DATA_ASSETS, PUMP_SPEC, SPEC_ASSETS, materialize_range
 
 D1 = date(2024, 3, 1)
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -47,7 +47,7 @@ def test_announced_starts_get_their_extent_from_the_trades_and_a_flat_one_stays_
               if e.asset_key.path == ["labelled_events"]]
     assert meta["events_by_extent"].value == {"given": 0, "derived": 1, "flat": 1, "no_data": 0}
     assert "| Q | 2024-03-01 15:00:00 | flat |" in meta["unmoved_events"].value
-    labels = storage.warehouse.read_partition("labels", D1, {"interval": "2s", "strategy": "pump_events"})
+    labels = storage.warehouse.read_partition(PUMP_SPEC.labels_asset, D1)
     pumped = labels.filter(pl.col("label") == 1)
     assert pumped["token"].unique().to_list() == ["P"]
     assert pumped["ts"].to_list() == [T0 + timedelta(hours=10, seconds=s) for s in (0, 4, 20, 30, 40)]

@@ -52,7 +52,7 @@ def test_no_trade_only_in_the_validation_fold_is_a_recorded_skip_not_a_stack_tra
     # Through the lifecycle: the model asset records why and trains nothing.
     storage = AlevorStorage(home=str(tmp_path / "home"))
     for day, part in rows.with_columns(pl.col("ts").dt.date().alias("d")).group_by("d"):
-        storage.warehouse.write_partition("training_set", day[0], part.drop("d"), {"spec": REGIME.name})
+        storage.warehouse.write_partition(REGIME.training_set_asset, day[0], part.drop("d"))
     spec = replace(REGIME, trainer=replace(REGIME.trainer, params=XGB), window_end=date(2024, 1, 1))
     trained = train_version(spec, storage.warehouse, storage.registry)
     assert trained.version is None and "class(es) 0 (8 rows) occur in the validation fold" in trained.skipped
