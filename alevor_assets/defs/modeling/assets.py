@@ -9,7 +9,7 @@ import dagster as dg
 
 from alevor_assets.defs.automation import follow_upstream, retrain_when_needed
 from alevor_assets.defs.modeling.checks import drift_check_specs, drift_results, gate_check_result, gate_check_spec
-from alevor_assets.defs.modeling.metadata import drift_metadata, model_metadata, promoted_metadata, validation_metadata
+from alevor_assets.defs.modeling.metadata import drift_metadata, model_metadata, recorded_version, validation_metadata
 from alevor_assets.defs.modeling.predictions import build_predictions_asset
 from alevor_assets.defs.modeling.training_data import build_labels_asset, build_training_set_asset
 from alevor_assets.defs.partitions import single_run
@@ -82,50 +82,62 @@ def build_model_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition, 
 
 
 def build_validation_asset(spec: ModelSpec, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
-    """``validation_<name>``: evaluates the newest model version and decides its promotion; when
-    it promotes, ``promoted_model_<name>`` (the version in use) materializes too."""
-    validation_key, promoted_key = dg.AssetKey(f"validation_{spec.name}"), dg.AssetKey(f"promoted_model_{spec.name}")
+    """``validation_<name>``: evaluates the newest model version and decides its promotion."""
 
-    @dg.multi_asset(
+    @dg.asset(
         name=f"validation_{spec.name}",
-        specs=[
-            dg.AssetSpec(
-                validation_key, deps=[model], group_name=spec.name, kinds={"markdown"},
-                automation_condition=follow_upstream(require=dg.AssetSelection.assets(model.key)),
-                description=(
-                    f"Held-out evaluation of the newest `model_{spec.name}` version on the chronologically last "
-                    f"{spec.split.test:.0%} of its window (purged, embargo {spec.split.embargo}); gate "
-                    f"{spec.gate or 'none'}; promotes it only if it passes and beats the promoted version on "
-                    f"`{spec.primary_metric}`. The report (Markdown with plots) is shown here and written "
-                    "next to the model."
-                ),
-            ),
-            dg.AssetSpec(
-                promoted_key, deps=[validation_key], group_name=spec.name, skippable=True, kinds={"xgboost"},
-                description=(
-                    f"The `{spec.name}` version in use: materializes each time a validation promotes a new "
-                    "version (its metadata names the version and its artifact's sha256). Predictions depend "
-                    "on it, so a promotion rescores them."
-                ),
-            ),
-        ],
-        check_specs=[gate_check_spec(validation_key.to_user_string(), spec)],
+        group_name=spec.name,
+        deps=[model],
         backfill_policy=single_run,
-        can_subset=False,
+        automation_condition=follow_upstream(require=dg.AssetSelection.assets(model.key)),
+        check_specs=[gate_check_spec(f"validation_{spec.name}", spec)],
+        kinds={"markdown"},
+        description=(
+            f"Held-out evaluation of the newest `model_{spec.name}` version on the chronologically last "
+            f"{spec.split.test:.0%} of its window (purged, embargo {spec.split.embargo}); gate "
+            f"{spec.gate or 'none'}; promotes it only if it passes and beats the promoted version on "
+            f"`{spec.primary_metric}`. The report (Markdown with plots) is shown here and written "
+            "next to the model."
+        ),
     )
-    def _validation(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult]:
+    def _validation(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
         event = context.instance.get_latest_materialization_event(model.key)
         if event is None or event.asset_materialization is None:
             raise dg.Failure(f"{model.key.to_user_string()} has not been materialized yet")
         version = int(event.asset_materialization.metadata["version"].value)
         validated = validate_version(spec, storage.warehouse, storage.registry, version)
         context.log.info(validated.decision.text)
-        yield dg.MaterializeResult(asset_key=validation_key, metadata=validation_metadata(validated),
-                                   check_results=[gate_check_result(validated)])
-        if validated.decision.promote:
-            yield dg.MaterializeResult(asset_key=promoted_key, metadata=promoted_metadata(validated))
+        return dg.MaterializeResult(metadata=validation_metadata(validated), check_results=[gate_check_result(validated)])
 
     return _validation
+
+
+def build_promoted_asset(spec: ModelSpec, validation: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """``promoted_model_<name>``: the version in use, materialized each time it changes."""
+
+    @dg.asset(
+        name=f"promoted_model_{spec.name}",
+        group_name=spec.name,
+        deps=[validation],
+        backfill_policy=single_run,
+        output_required=False,
+        automation_condition=follow_upstream(require=dg.AssetSelection.assets(validation.key)),
+        kinds={"registry"},
+        description=(
+            f"The `{spec.name}` version in use: materializes when the registry's promoted version differs "
+            "from the one recorded here (its metadata names the version and its artifact's sha256). "
+            "Predictions depend on it, so a promotion rescores them."
+        ),
+    )
+    def _promoted(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult]:
+        row = storage.registry.promoted(spec.name)
+        recorded = recorded_version(context, context.asset_key)
+        if row is None or int(row["version"]) == recorded:
+            context.log.info(f"{spec.name}: promoted version unchanged ({recorded})")
+            return
+        yield dg.MaterializeResult(metadata={"version": int(row["version"]), "artifact_sha256": row["artifact_sha256"]})
+
+    return _promoted
 
 
 def build_spec_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -135,7 +147,8 @@ def build_spec_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     drift = build_drift_asset(spec, training)
     model = build_model_asset(spec, training, drift)
     validation = build_validation_asset(spec, model)
-    return [labels, training, drift, model, validation, build_predictions_asset(spec, validation)]
+    promoted = build_promoted_asset(spec, validation)
+    return [labels, training, drift, model, validation, promoted, build_predictions_asset(spec, promoted)]
 
 
 def build_specs_assets(specs: Sequence[ModelSpec]) -> list[dg.AssetsDefinition]:

@@ -1,4 +1,5 @@
-"""What the model assets show in the UI: their lifecycle outcomes as Dagster metadata."""
+"""What the model assets show in the UI (their lifecycle outcomes as Dagster metadata), and what
+they read back from Dagster's record."""
 
 from __future__ import annotations
 
@@ -45,10 +46,6 @@ def validation_metadata(validated: Validated) -> dict[str, Any]:
     }
 
 
-def promoted_metadata(validated: Validated) -> dict[str, Any]:
-    return {"version": validated.version, "artifact_sha256": validated.artifact_sha256, "decision": validated.decision.text}
-
-
 def drift_metadata(status: DriftStatus) -> dict[str, Any]:
     if status.version is None:
         return {"model_version": None}
@@ -60,3 +57,11 @@ def drift_metadata(status: DriftStatus) -> dict[str, Any]:
         "max_psi": top[0][1] if top else None,
         "psi": dg.MetadataValue.md(rp.table([{"feature": k, "psi": v} for k, v in top[:25]], ["feature", "psi"]) if top else "no newer partitions to compare"),
     }
+
+
+def recorded_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int | None:
+    """The ``version`` the latest materialization of ``key`` recorded (Dagster's record)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return int(event.asset_materialization.metadata["version"].value)

@@ -7,6 +7,7 @@ import dagster as dg
 
 from alevor_assets.defs.automation import score_new_data_and_promotions
 from alevor_assets.defs.features.assets import features
+from alevor_assets.defs.modeling.metadata import recorded_version
 from alevor_assets.defs.partitions import daily_asset
 from alevor_assets.defs.publishing import PartitionBatch, contract_check_spec
 from alevor_assets.defs.resources import AlevorStorage
@@ -34,14 +35,6 @@ def _checks(spec: ModelSpec) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _promoted_version(context: dg.AssetExecutionContext, promoted: dg.AssetKey) -> int | None:
-    """The version the spec's latest promotion recorded (Dagster's record, not the newest files)."""
-    event = context.instance.get_latest_materialization_event(promoted)
-    if event is None or event.asset_materialization is None:
-        return None
-    return int(event.asset_materialization.metadata["version"].value)
-
-
 def _loader(storage: AlevorStorage, spec: ModelSpec, version: int | None) -> Any:
     loaded: list[ServingModel] = []
 
@@ -55,8 +48,8 @@ def _loader(storage: AlevorStorage, spec: ModelSpec, version: int | None) -> Any
     return load
 
 
-def build_predictions_asset(spec: ModelSpec, validation: dg.AssetsDefinition) -> dg.AssetsDefinition:
-    promoted = dg.AssetKey(f"promoted_model_{spec.name}")
+def build_predictions_asset(spec: ModelSpec, promoted_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    promoted = promoted_asset.key
 
     @daily_asset(
         name=spec.predictions_asset, group=spec.name, check_specs=_checks(spec), deps=[features, promoted],
@@ -70,7 +63,8 @@ def build_predictions_asset(spec: ModelSpec, validation: dg.AssetsDefinition) ->
         ),
     )
     def _predictions(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        version = _promoted_version(context, promoted)
+        # The version Dagster recorded as promoted, not whatever is newest on disk.
+        version = recorded_version(context, promoted)
         load = _loader(storage, spec, version)
         batch = PartitionBatch(storage, spec.predictions_asset, context.run.run_id, sort_by=["token", "ts"])
         monitoring: dict[str, dict[str, Any]] = {}

@@ -9,7 +9,6 @@ DEFAULT_RETRAIN_CRON = "0 4 * * 1"
 
 
 def _schedule(spec: ModelSpec) -> dg.ScheduleDefinition:
-    # validation_ and promoted_model_ are one step: select both.
     keys = [f"model_{spec.name}", f"validation_{spec.name}", f"promoted_model_{spec.name}"]
     job = dg.define_asset_job(f"retrain_{spec.name}", selection=dg.AssetSelection.assets(*keys),
                               description=f"Train and validate a new version of {spec.name}.")
