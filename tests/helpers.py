@@ -12,6 +12,7 @@ from alevor_assets.defs.features.assets import features
 from alevor_assets.defs.market_data.assets import bars, labelled_events, raw_trades, tokens
 from alevor_assets.defs.modeling.assets import build_spec_assets
 from alevor_assets.lib.specs import model_specs
+from alevor_assets.defs.serving.assets import build_alerts_asset
 from alevor_assets.defs.sql.assets import SQL_ASSETS
 
 # The small test market has bars up to 5m, so these graphs carry the 2-second pump detector only;
@@ -19,7 +20,7 @@ from alevor_assets.defs.sql.assets import SQL_ASSETS
 PUMP_SPEC = next(s for s in model_specs() if s.name == "pump_detector_2s")
 SPEC_ASSETS = build_spec_assets(PUMP_SPEC)
 DATA_ASSETS = [tokens, labelled_events, raw_trades, bars, *SQL_ASSETS, features, *SPEC_ASSETS[:2]]
-ALL_ASSETS = [*DATA_ASSETS, *SPEC_ASSETS[2:]]
+ALL_ASSETS = [*DATA_ASSETS, *SPEC_ASSETS[2:], build_alerts_asset([PUMP_SPEC])]
 
 
 def materialize_range(

@@ -53,7 +53,21 @@ def demo(args: argparse.Namespace) -> int:
     storage = storage_from_env()
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s; ALEVOR_HOME={storage.root}")
     _print_models(storage)
+    _print_alerts(storage, first, last)
     return 0
+
+
+def _print_alerts(storage: AlevorStorage, first: date, last: date) -> None:
+    import polars as pl
+
+    from alevor_assets.cli.serving import read_alerts
+
+    alerts = read_alerts(storage, first, last)
+    print(f"\n{alerts.height} alert(s) over {first}...{last}" + (": the first ones" if alerts.height else ""))
+    if alerts.height:
+        with pl.Config(tbl_rows=10, tbl_cols=8, fmt_str_lengths=70, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+            print(alerts.sort("alerted_at").head(10).select("alerted_at", "spec", "token", "score", "threshold", "version", "top_features"))
+    print("all of them: python -m alevor_assets alerts --start", first, "--end", last)
 
 
 def _print_models(storage: AlevorStorage) -> None:

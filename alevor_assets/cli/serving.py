@@ -23,6 +23,29 @@ def add_commands(sub: Any) -> None:
                          help="score with this registered version instead of the promoted one (not stored)")
     predict.add_argument("--output", type=Path, default=None, help="write every row to a .csv or .parquet file")
     predict.set_defaults(func=predict_command)
+    alerts = sub.add_parser("alerts", help="the detectors' alerts over a range of days")
+    alerts.add_argument("--start", required=True, type=date.fromisoformat, help="first day (YYYY-MM-DD)")
+    alerts.add_argument("--end", required=True, type=date.fromisoformat, help="last day (YYYY-MM-DD)")
+    alerts.add_argument("--spec", default=None, help="only this detector's alerts")
+    alerts.add_argument("--output", type=Path, default=None, help="write every alert to a .csv or .parquet file")
+    alerts.set_defaults(func=alerts_command)
+
+
+def read_alerts(storage: Any, start: date, end: date, spec: str | None = None) -> pl.DataFrame:
+    """The alerts of the days ``start..end`` (as far as they were built), oldest first."""
+    from alevor_assets.lib.alerts import ALERT_SCHEMA
+
+    frames = [storage.warehouse.read_partition("alerts", d) for d in days_between(start, end)
+              if storage.warehouse.partition_path("alerts", d).exists()]
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=ALERT_SCHEMA)
+    return frame.filter(pl.col("spec") == spec) if spec else frame
+
+
+def alerts_command(args: argparse.Namespace) -> int:
+    frame = read_alerts(storage_from_env(), args.start, args.end, args.spec)
+    if args.output is None:
+        print(f"{frame.height} alert(s) {args.start}...{args.end}" + (f" of {args.spec}" if args.spec else ""))
+    return write_or_print(frame.sort("alerted_at", "token"), args.output, "alerts")
 
 
 def write_or_print(frame: pl.DataFrame, output: Path | None, what: str) -> int:

@@ -10,6 +10,7 @@ more alerts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import numba
@@ -61,3 +62,52 @@ def raise_alerts(scores: pl.DataFrame, threshold: float, cooldown: timedelta) ->
     mask = alert_mask(codes, rows["ts"].dt.epoch("us").to_numpy(), rows["score"].cast(pl.Float64).to_numpy(),
                       threshold, int(cooldown / timedelta(microseconds=1)))
     return rows.filter(pl.Series(mask))
+
+
+# -- the daily alerts of the detectors' predictions -------------------------------------------------
+
+ALERT_SCHEMA: dict[str, pl.DataType] = {
+    "token": pl.String(), "interval": pl.String(), "ts": pl.Datetime("us", "UTC"), "alerted_at": pl.Datetime("us", "UTC"),
+    "spec": pl.String(), "score": pl.Float64(), "threshold": pl.Float64(), "version": pl.Int64(),
+    "source": pl.String(), "reason": pl.String(), "top_features": pl.String(),
+}
+FALLBACK_THRESHOLD = 0.5  # fallback rules score 0 or 1
+
+
+def _thresholds(frame: pl.DataFrame, versions: Mapping[int, float | None]) -> pl.Series:
+    """Each prediction row's alert threshold: its model version's, or the fallback rule's."""
+    mapping = {v: (t if t is not None else FALLBACK_THRESHOLD) for v, t in versions.items()}
+    return frame.select(
+        pl.col("version").replace_strict(mapping, default=FALLBACK_THRESHOLD, return_dtype=pl.Float64).alias("threshold")
+    ).to_series()
+
+
+def detector_alerts(predictions: pl.DataFrame, step: timedelta, cooldown: timedelta,
+                    thresholds: Mapping[int, float | None]) -> pl.DataFrame:
+    """Alerts among a detector's prediction rows (any days, any order): each row's score against
+    its own threshold (its version's, or the fallback's), one alert per token per ``cooldown``,
+    timed when the row's bar closed (``alerted_at``)."""
+    rows = predictions.filter(pl.col("score").is_not_null()).with_columns(
+        _thresholds(predictions.filter(pl.col("score").is_not_null()), thresholds),
+        (pl.col("ts") + step).alias("alerted_at"),
+    )
+    # raise_alerts compares with one threshold; a margin over each row's own threshold is the same test.
+    margin = rows.select("token", pl.col("alerted_at").alias("ts"), (pl.col("score") - pl.col("threshold")).alias("score"))
+    fired = raise_alerts(margin, 0.0, cooldown).select("token", pl.col("ts").alias("alerted_at"))
+    return rows.join(fired, on=["token", "alerted_at"], how="semi").sort("token", "ts")
+
+
+def top_features(contributions: np.ndarray | None, x: pl.DataFrame, importance: Mapping[str, float], k: int) -> list[str]:
+    """Per row, its ``k`` strongest reasons: features by contribution to the score when the model
+    gives them, else by the model's global importance; each as ``name=value (contribution)``."""
+    names = x.columns
+    values = x.to_numpy()
+    out = []
+    for i in range(x.height):
+        if contributions is not None:
+            order = np.argsort(-contributions[i])[:k]
+            out.append(", ".join(f"{names[j]}={values[i, j]:.4g} ({contributions[i, j]:+.3g})" for j in order))
+        else:
+            ranked = sorted(names, key=lambda n: -importance.get(n, 0.0))[:k]
+            out.append(", ".join(f"{n}={values[i, names.index(n)]:.4g}" for n in ranked))
+    return out

@@ -14,10 +14,12 @@ from typing import Any
 import polars as pl
 
 from alevor_assets.lib.features import FeatureConfig, compute_features, restrict_to_window
-from alevor_assets.lib.intervals import day_start_us, days_spanned
+from alevor_assets.lib.intervals import day_start_us, days_spanned, interval_timedelta
 from alevor_assets.lib.labels import LabelContext, finalize_labels
 from alevor_assets.lib.schemas import DATE_COLUMN, UTC_US
-from alevor_assets.lib.serving import MODEL, ServingModel, live_drift, predictions, score_summary
+from alevor_assets.lib.alerts import ALERT_SCHEMA, detector_alerts, top_features
+from alevor_assets.lib.registry import ArtifactIntegrityError, ModelRegistry
+from alevor_assets.lib.serving import MODEL, ServingModel, live_drift, load_serving_model, predictions, score_summary
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training_set import build_training_rows
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
@@ -100,3 +102,58 @@ def day_predictions(
     if frame.height and frame["source"][0] == MODEL:
         monitoring["drift"] = live_drift(load(), feats, frame)
     return frame.with_columns(pl.lit(day).alias(DATE_COLUMN)), monitoring
+
+
+def _serving_models(registry: ModelRegistry, spec: ModelSpec, versions: list[int]) -> dict[int, ServingModel | str]:
+    """Each version's loaded model, or why it cannot be loaded."""
+    out: dict[int, ServingModel | str] = {}
+    for v in versions:
+        try:
+            out[v] = load_serving_model(registry, spec.name, v)
+        except (LookupError, ArtifactIntegrityError) as exc:
+            out[v] = str(exc)
+    return out
+
+
+def _explained(wh: Warehouse, spec: ModelSpec, day: date, fired: pl.DataFrame, models: dict[int, ServingModel | str]) -> pl.Series:
+    """Each alert's top contributing features (``serving.alert_top_features`` of them)."""
+    feats = wh.read_partition("features", day, {"interval": spec.interval})
+    rule = spec.fallback_rule()
+    texts = [""] * fired.height
+    for version, group in fired.with_row_index("_i").group_by("version", maintain_order=True):
+        rows = group.join(feats, on=["token", "ts"], how="left", suffix="_f")
+        model = models.get(version[0]) if version[0] is not None else None
+        if isinstance(model, ServingModel):
+            x = rows.select([pl.col(f).cast(pl.Float64) for f in model.features])
+            found = top_features(model.trainer.contributions(x), x, model.trainer.feature_importance(), spec.serving.alert_top_features)
+        elif model is None and rule is not None and all(c in rows.columns for c in rule.needs()):
+            x = rows.select([pl.col(c).cast(pl.Float64) for c in rule.needs()])
+            found = top_features(None, x, {}, spec.serving.alert_top_features)
+        else:
+            found = [f"(model unavailable: {model})" if isinstance(model, str) else ""] * rows.height
+        for i, text in zip(rows["_i"].to_list(), found):
+            texts[i] = text
+    return pl.Series("top_features", texts, dtype=pl.String)
+
+
+def day_alerts(wh: Warehouse, registry: ModelRegistry, detectors: Sequence[ModelSpec], day: date) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The detectors' alerts of ``day``: one per token and episode (``alerts.cooldown`` of each
+    spec), each with its score, threshold, version or fallback reason and top features; and, per
+    spec without predictions for the day, why it is missing. The previous day's predictions are
+    read too, so an episode that began before midnight raises no second alert after it."""
+    frames, missing = [], {}
+    for spec in detectors:
+        days = [d for d in (day - DAY, day) if wh.partition_path(spec.predictions_asset, d).exists()]
+        if day not in days:
+            missing[spec.name] = f"no {spec.predictions_asset} partition for {day}"
+            continue
+        preds = pl.concat([wh.read_partition(spec.predictions_asset, d) for d in days])
+        models = _serving_models(registry, spec, sorted(v for v in preds["version"].unique().to_list() if v is not None))
+        thresholds = {v: (m.threshold if isinstance(m, ServingModel) else None) for v, m in models.items()}
+        fired = restrict_to_window(
+            detector_alerts(preds, interval_timedelta(spec.interval), spec.alerts.cooldown, thresholds),
+            day_start_us(day), day_start_us(day + DAY),
+        )
+        frames.append(fired.with_columns(_explained(wh, spec, day, fired, models)).select(list(ALERT_SCHEMA)))
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=ALERT_SCHEMA)
+    return frame.sort("ts", "token", "spec").with_columns(pl.lit(day).alias(DATE_COLUMN)), missing

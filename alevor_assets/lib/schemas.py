@@ -219,6 +219,29 @@ class Predictions(pa.DataFrameModel):
         return data.lazyframe.select(pl.when(model).then(pl.col("version").is_not_null()).otherwise(pl.col("reason").is_not_null()))
 
 
+class Alerts(pa.DataFrameModel):
+    """The detectors' alerts: one per token and episode."""
+
+    token: str
+    interval: str
+    ts: UTC_US  # type: ignore[valid-type]
+    alerted_at: UTC_US  # type: ignore[valid-type]
+    spec: str
+    score: pl.Float64
+    threshold: pl.Float64
+    version: pl.Int64 = pa.Field(nullable=True)
+    source: str = pa.Field(isin=["model", "fallback"])
+    reason: str = pa.Field(nullable=True)
+    top_features: str
+
+    class Config:
+        unique = ["spec", "token", "ts"]
+
+    @pa.dataframe_check(name="score at or above its threshold")
+    def _above(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("score") >= pl.col("threshold"))
+
+
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "raw_trades": RawTrades,
     "tokens": Tokens,
@@ -228,6 +251,7 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "labels": Labels,
     "training_set": TrainingSet,
     "predictions": Predictions,
+    "alerts": Alerts,
 }
 
 

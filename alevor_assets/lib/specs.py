@@ -93,8 +93,6 @@ class ServingSpec:
     fallback_params: dict[str, Any] = field(default_factory=dict)
     # When a new version is promoted, the newest this many days of predictions are rescored.
     rescore_days: int = 3
-    # Detectors: after an alert, a token raises no new one for this long (one alert per episode).
-    alert_cooldown: str = "15m"
     # Detectors: how many of a row's top contributing features an alert lists.
     alert_top_features: int = 3
 
@@ -304,7 +302,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
 
 
 def _serving(raw: dict[str, Any], task: str, where: str) -> ServingSpec:
-    unknown = set(raw) - {"fallback", "rescore_days", "alert_cooldown", "alert_top_features"}
+    unknown = set(raw) - {"fallback", "rescore_days", "alert_top_features"}
     if unknown:
         raise SpecError(f"{where}: unknown serving field(s) {sorted(unknown)}")
     fb = raw.get("fallback", "none")
@@ -316,14 +314,9 @@ def _serving(raw: dict[str, Any], task: str, where: str) -> ServingSpec:
     if made is not None and made.task != task:
         raise SpecError(f"{where}: serving.fallback {rule!r} stands in for {made.task} models, this spec is {task}")
     spec = ServingSpec(fallback=rule, fallback_params=params, rescore_days=int(raw.get("rescore_days", 3)),
-                       alert_cooldown=str(raw.get("alert_cooldown", "15m")),
                        alert_top_features=int(raw.get("alert_top_features", 3)))
     if spec.rescore_days < 0 or spec.alert_top_features < 0:
         raise SpecError(f"{where}: serving.rescore_days and serving.alert_top_features must be >= 0")
-    try:
-        duration_us(spec.alert_cooldown)
-    except ValueError as exc:
-        raise SpecError(f"{where}: serving.alert_cooldown: {exc}") from exc
     return spec
 
 

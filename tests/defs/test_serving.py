@@ -166,3 +166,56 @@ def test_predict_reads_a_range_and_scores_another_version_without_storing_it(bui
     assert storage.warehouse.read_partition(PREDICTIONS, D2).equals(before)  # nothing written
     assert main(["predict", "--spec", "no_such_spec", "--start", D2.isoformat(), "--end", D2.isoformat()]) == 2
     assert "unknown spec 'no_such_spec'" in capsys.readouterr().err
+
+
+def test_detector_alerts_by_hand_per_row_thresholds_and_an_episode_across_midnight():
+    from alevor_assets.lib.alerts import detector_alerts
+
+    def t(day: int, minute: float) -> datetime:
+        return datetime(2024, 1, day, tzinfo=timezone.utc) + timedelta(minutes=minute)
+
+    preds = pl.DataFrame({
+        "token": ["A"] * 6 + ["B"] * 2,
+        "ts": [t(1, 1430), t(1, 1439), t(2, 3), t(2, 20), t(2, 21), t(2, 40), t(2, 5), t(2, 6)],
+        "score": [0.9, 0.8, 0.95, 0.3, 0.9, 0.7, 0.4, 0.6],
+        "version": [1, 1, 1, 2, 2, None, 2, 2],
+    }).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("version").cast(pl.Int64))
+    # v1 alerts at 0.5, v2 at 0.85, fallback rows (no version) at 0.5; a 15-minute cooldown.
+    fired = detector_alerts(preds, timedelta(minutes=1), timedelta(minutes=15), {1: 0.5, 2: 0.85})
+    got = list(zip(fired["token"], fired["ts"].dt.strftime("%d %H:%M")))
+    # A: 23:50 alerts; 23:59 and 00:03 are inside its cooldown (one episode across midnight); 00:20 is
+    # below v2's 0.85; 00:21 alerts (more than 15 min after 23:51); 00:40 (fallback, 0.7 >= 0.5)
+    # alerts again. B: 0.4 and 0.6 are both below v2's threshold.
+    assert got == [("A", "01 23:50"), ("A", "02 00:21"), ("A", "02 00:40")]
+    assert fired["threshold"].to_list() == [0.5, 0.85, 0.5]
+    assert (fired["alerted_at"] - fired["ts"]).unique().to_list() == [timedelta(minutes=1)]
+
+
+def test_the_alerts_asset_lists_each_episode_once_with_its_reasons(built, storage):
+    cooldown = PUMP_SPEC.alerts.cooldown
+    alerts = pl.concat([storage.warehouse.read_partition("alerts", d) for d in (D1, D2, D3)])
+    assert alerts.height > 0 and set(alerts["spec"]) == {PUMP_SPEC.name}
+    assert (alerts["score"] >= alerts["threshold"]).all() and alerts["source"].unique().to_list() == ["model"]
+    assert alerts["top_features"].str.len_chars().min() > 0
+    for _, group in alerts.sort("alerted_at").group_by("token"):
+        gaps = group["alerted_at"].diff().drop_nulls()
+        assert (gaps >= cooldown).all()
+    # Every alert is a prediction row at or above the model's threshold.
+    preds = pl.concat([storage.warehouse.read_partition(PREDICTIONS, d) for d in (D1, D2, D3)])
+    joined = alerts.join(preds, on=["token", "ts"], suffix="_p")
+    assert joined.height == alerts.height and (joined["score"] == joined["score_p"]).all()
+    with storage.catalog.connect(read_only=True) as con:
+        n = con.execute("SELECT count(*) FROM alerts WHERE spec = ?", [PUMP_SPEC.name]).fetchall()[0][0]
+    assert n == alerts.height
+
+
+def test_the_alerts_command_prints_and_writes_them(built, storage, monkeypatch, tmp_path, capsys):
+    from alevor_assets.cli import main
+
+    monkeypatch.setenv("ALEVOR_HOME", str(storage.root))
+    assert main(["alerts", "--start", D1.isoformat(), "--end", D3.isoformat()]) == 0
+    total = sum(storage.warehouse.read_partition("alerts", d).height for d in (D1, D2, D3))
+    assert f"{total} alert(s) {D1}...{D3}" in capsys.readouterr().out
+    out = tmp_path / "a.csv"
+    assert main(["alerts", "--start", D2.isoformat(), "--end", D2.isoformat(), "--spec", PUMP_SPEC.name, "--output", str(out)]) == 0
+    assert pl.read_csv(out).height == storage.warehouse.read_partition("alerts", D2).height

@@ -40,6 +40,11 @@ class Trainer:
     def load(self, path: Path) -> None:
         raise NotImplementedError  # pragma: no cover - interface
 
+    def contributions(self, x: pl.DataFrame) -> np.ndarray | None:
+        """Per row, each feature's contribution to its score (``n × features``; for multi-class
+        models, to the most likely class), or ``None`` when the model cannot say."""
+        return None
+
     def feature_importance(self) -> dict[str, float]:
         return {}
 

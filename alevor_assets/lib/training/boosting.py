@@ -53,6 +53,16 @@ class _XGBoostBase(Trainer):
         self._model.save_model(path)  # UBJSON: data only, nothing executes on load
         return path
 
+    def contributions(self, x: pl.DataFrame) -> np.ndarray | None:
+        """SHAP values from XGBoost itself (``pred_contribs``), without the bias column."""
+        import xgboost as xgb
+
+        contribs = self._model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+        if contribs.ndim == 3:  # multi-class: rows × classes × (features + bias)
+            best = np.asarray(self._model.predict_proba(x)).argmax(axis=1)
+            contribs = contribs[np.arange(len(best)), best]
+        return contribs[:, :-1]
+
     def feature_importance(self) -> dict[str, float]:
         booster = self._model.get_booster()
         gains = booster.get_score(importance_type="gain")

@@ -1,0 +1,1 @@
+"""What the promoted models say across specs: the detectors' alerts."""
