@@ -9,7 +9,7 @@ every broken rule with counts and example rows, stops everything downstream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -63,8 +63,14 @@ class PartitionBatch:
     _schemas: dict[tuple[date, tuple[tuple[str, str], ...]], dict[str, pl.DataType]] = field(default_factory=dict)
     not_built: dict[str, str] = field(default_factory=dict)
 
-    def days(self, context: dg.AssetExecutionContext, inputs: Sequence[tuple[str, Mapping[str, str] | None]]) -> list[date]:
-        """The run's days for which every own-day input (asset and partition keys) is published.
+    def days(
+        self,
+        context: dg.AssetExecutionContext,
+        inputs: Sequence[tuple[str, Mapping[str, str] | None]],
+        ready: Callable[[date], str | None] | None = None,
+    ) -> list[date]:
+        """The run's days for which every own-day input (asset and partition keys) is published
+        and ``ready`` (if given) names nothing missing (e.g. warm-up days never materialized).
 
         A backfill also targets days outside its range whose look-ahead inputs changed (labels of
         the day before a backfilled range read its first hours), and concurrent backfills can target
@@ -77,11 +83,13 @@ class PartitionBatch:
         days = []
         for day in partition_days(context):
             absent = [(asset, keys) for asset, keys in inputs if not wh.partition_path(asset, day, keys).exists()]
-            if not absent:
+            if absent:
+                what = "; ".join(a + "".join(f", {k}={v}" for k, v in (keys or {}).items()) for a, keys in absent)
+                self.not_built[day.isoformat()] = f"no published {what}"
+            elif ready is not None and (reason := ready(day)):
+                self.not_built[day.isoformat()] = reason
+            else:
                 days.append(day)
-                continue
-            what = "; ".join(a + "".join(f", {k}={v}" for k, v in (keys or {}).items()) for a, keys in absent)
-            self.not_built[day.isoformat()] = f"no published {what}"
         if self.not_built and not days and BACKFILL_TAG not in context.run.tags:
             first = next(iter(self.not_built.items()))
             raise MissingPartitionError(f"{first[0]}: {first[1]}; materialize it first")

@@ -19,10 +19,16 @@ from alevor_assets.lib import synthetic
 from alevor_assets.lib.bars import threshold_bar_name
 from alevor_assets.lib.catalog import Catalog
 from alevor_assets.lib.change_detection import file_day_fingerprints, fingerprint_text
-from alevor_assets.lib.features import DEFAULT_MULTI_TIMEFRAME, DEFAULT_RUSH_CHUNKS, DEFAULT_SPANS, FeatureConfig
+from alevor_assets.lib.features import (
+    DEFAULT_MAX_GAP,
+    DEFAULT_MULTI_TIMEFRAME,
+    DEFAULT_RUSH_CHUNKS,
+    DEFAULT_SPANS,
+    FeatureConfig,
+)
 from alevor_assets.lib.config import pipeline_settings
 from alevor_assets.lib.event_extents import ExtentRules
-from alevor_assets.lib.intervals import interval_us, sort_intervals
+from alevor_assets.lib.intervals import sort_intervals
 from alevor_assets.lib.registry import ModelRegistry
 from alevor_assets.lib.sources import SourceError, TradeBatch
 from alevor_assets.lib.sources.events import empty_events, events_on, read_events_csv
@@ -36,6 +42,7 @@ from alevor_assets.lib.sources.postgres import (
     redact,
 )
 from alevor_assets.lib.warehouse import Warehouse
+from alevor_assets.lib.warmup import WarmupNeeds
 
 DEFAULT_HOME = "./.alevor"
 
@@ -87,6 +94,7 @@ class PipelineSettings(dg.ConfigurableResource):
     spans: list[str] = Field(default_factory=lambda: list(DEFAULT_SPANS), description="Wall-clock windows of the *_<span> features")
     multi_timeframe: list[str] = Field(default_factory=lambda: list(DEFAULT_MULTI_TIMEFRAME), description="Coarser intervals joined as mtf_<interval>_* features")
     rush_chunks: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RUSH_CHUNKS), description="La Morgia chunk size -> rolling window (chunks)")
+    max_gap: str = Field(default=DEFAULT_MAX_GAP, description="Whole days without a trade after which a token's series restarts")
     events_lead: str = Field(default="1m", description="Start-only events: search from this long before the announced start")
     events_peak_window: str = Field(default="5m", description="Start-only events: search the peak this long after the announced start")
     events_min_rise: float = Field(default=0.02, description="Start-only events: a smaller rise to the peak counts as flat")
@@ -100,7 +108,8 @@ class PipelineSettings(dg.ConfigurableResource):
         missing = set(self.multi_timeframe) - set(self.bar_intervals)
         if missing:
             raise ValueError(f"multi_timeframe intervals {sorted(missing)} are not bar intervals")
-        return FeatureConfig(spans=tuple(self.spans), multi_timeframe=tuple(self.multi_timeframe), rush_chunks=dict(self.rush_chunks))
+        return FeatureConfig(spans=tuple(self.spans), multi_timeframe=tuple(self.multi_timeframe),
+                             rush_chunks=dict(self.rush_chunks), max_gap=self.max_gap)
 
     def bars(self) -> list[str]:
         """Time bar intervals, finest first."""
@@ -120,12 +129,10 @@ class PipelineSettings(dg.ConfigurableResource):
             raise ValueError(f"feature intervals {sorted(missing)} are not bar intervals")
         return sort_intervals(self.feature_intervals)
 
-    def warmup_days(self, interval: str) -> int:
-        """Whole days of earlier bars to read so each token has ``warmup_bars`` of history (at
-        least one day, so a partition equals a batch over the previous day and itself)."""
-        needed_us = self.warmup_bars * interval_us(interval)
-        days = -(-needed_us // 86_400_000_000)
-        return int(min(max(days, 1), self.max_warmup_days))
+    def warmup_needs(self, first_day: date) -> WarmupNeeds:
+        """What a day's features read from earlier days (``lib/warmup.py``); nothing exists before
+        ``first_day``."""
+        return WarmupNeeds.of(self.feature_config(), self.warmup_bars, self.max_warmup_days, first_day)
 
     @classmethod
     def from_file(cls) -> PipelineSettings:
@@ -140,6 +147,7 @@ class PipelineSettings(dg.ConfigurableResource):
             spans=list(raw["features"].get("spans", DEFAULT_SPANS)),
             multi_timeframe=list(raw["features"].get("multi_timeframe", DEFAULT_MULTI_TIMEFRAME)),
             rush_chunks={str(k): int(v) for k, v in (raw["features"].get("rush_chunks") or DEFAULT_RUSH_CHUNKS).items()},
+            max_gap=str(raw["features"].get("max_gap", DEFAULT_MAX_GAP)),
             **_event_settings(raw.get("events") or {}),
         )
 

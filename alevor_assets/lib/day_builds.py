@@ -22,7 +22,8 @@ from alevor_assets.lib.registry import ArtifactIntegrityError, ModelRegistry
 from alevor_assets.lib.serving import MODEL, ServingModel, live_drift, load_serving_model, predictions, score_summary
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training_set import build_training_rows
-from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
+from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse, days_between
+from alevor_assets.lib.warmup import DayPlan
 
 DAY = timedelta(days=1)
 
@@ -37,23 +38,37 @@ def _on_day(frame: pl.DataFrame, day: date) -> pl.DataFrame:
 
 
 def day_features(
-    wh: Warehouse, day: date, intervals: Sequence[str], config: FeatureConfig, warmup_days: Mapping[str, int]
+    wh: Warehouse, day: date, intervals: Sequence[str], config: FeatureConfig, plan: DayPlan
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     """``(interval, features)`` of ``day`` for each feature interval, whole tokens at a time (so
-    slices are exact and memory stays bounded on very large days). Each interval reads
-    ``warmup_days[interval]`` earlier days of its bars (and of its coarser multi-timeframe bars),
-    so values equal those of the continuous series."""
+    slices are exact and memory stays bounded on very large days). Each token's bars (of the
+    interval and its coarser multi-timeframe intervals) and trades are read from the day the
+    ``plan`` found its windows full (``lib/warmup.py``), so values equal those of the continuous
+    series."""
     token_meta = _tokens_of(wh, day)
     for token_slice in wh.token_batches(day):
-        trades_lf = wh.scan_tokens("raw_trades", day - DAY, day, None, token_slice)
-        trades = trades_lf.collect() if trades_lf is not None else None
+        trades = read_history(wh, "raw_trades", None, day, plan.trades_from, token_slice)
         for interval in intervals:
             parts = [
-                lf for j in [interval, *config.coarser(interval)]
-                if (lf := wh.scan_tokens("bars", day - timedelta(days=warmup_days[j]), day, {"interval": j}, token_slice)) is not None
+                frame for j in [interval, *config.coarser(interval)]
+                if (frame := read_history(wh, "bars", {"interval": j}, day, plan.bars_from[j], token_slice)) is not None
             ]
             snap = compute_features(pl.concat(parts), interval, tokens=token_meta, trades=trades, config=config)
             yield interval, _on_day(snap, day)
+
+
+def read_history(
+    wh: Warehouse, asset: str, keys: Mapping[str, str] | None, day: date, starts: Mapping[str, date], tokens: list[str]
+) -> pl.DataFrame | None:
+    """Rows of ``tokens`` from ``day`` and, for each token, the earlier days from its start on."""
+    first = min((starts.get(t, day) for t in tokens), default=day)
+    scans = []
+    for d in days_between(first, day):
+        who = tokens if d == day else [t for t in tokens if starts.get(t, day) <= d]
+        path = wh.partition_path(asset, d, keys)
+        if who and path.exists():
+            scans.append(pl.scan_parquet(path).filter(pl.col("token").is_in(who)))
+    return pl.concat(scans).collect() if scans else None
 
 
 def days_ahead(spec: ModelSpec) -> int:

@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from alevor_assets.lib.intervals import interval_us, sort_intervals
+import polars as pl
+
+from alevor_assets.lib.intervals import DAY_US, duration_us, interval_us, sort_intervals
+from alevor_assets.lib.schemas import UTC_US
 
 KEYS = ["token", "interval", "ts"]
 HORIZONS = (1, 5, 15, 60)
@@ -16,6 +19,8 @@ DEFAULT_MULTI_TIMEFRAME = ("1m", "5m", "1h")
 # La Morgia et al.: chunk size -> rolling window in non-empty chunks; price levels use 10.
 DEFAULT_RUSH_CHUNKS = {"5s": 700, "15s": 900, "25s": 900}
 LM_PRICE_WINDOW = 10
+# A token silent for this long starts a new series (README "Features": why a week).
+DEFAULT_MAX_GAP = "7d"
 MTF_FEATURES = (
     "return_1", "return_15", "rsi_14", "realized_vol_15", "volume_zscore_15", "macd_hist_pct",
     "bb_percent_b", "atr_pct", "buy_sell_imbalance",
@@ -33,6 +38,19 @@ class FeatureConfig:
     spans: tuple[str, ...] = DEFAULT_SPANS
     multi_timeframe: tuple[str, ...] = DEFAULT_MULTI_TIMEFRAME
     rush_chunks: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RUSH_CHUNKS))
+    max_gap: str = DEFAULT_MAX_GAP
+
+    def __post_init__(self) -> None:
+        self.max_gap_days  # noqa: B018 - validates the setting where it is made
+
+    @property
+    def max_gap_days(self) -> int:
+        """``max_gap`` in whole UTC days: a token without a trade on this many consecutive days
+        starts a new series (every window, return and EMA restarts after the silence)."""
+        us = duration_us(self.max_gap)
+        if us % DAY_US:
+            raise ValueError(f"features.max_gap must be whole days such as '7d', got {self.max_gap!r}")
+        return us // DAY_US
 
     def coarser(self, interval: str) -> list[str]:
         """Multi-timeframe intervals strictly coarser than ``interval``."""
@@ -126,6 +144,12 @@ def feature_names(interval: str = "2s", config: FeatureConfig | None = None) -> 
     for j in config.coarser(interval):
         names += [f"mtf_{j}_{f}" for f in MTF_FEATURES]
     return names
+
+
+def feature_schema(interval: str = "2s", config: FeatureConfig | None = None) -> dict[str, pl.DataType]:
+    """The exact columns and types of ``compute_features`` output for ``interval`` (an empty
+    partition of a day without trades has them too)."""
+    return {"token": pl.Utf8, "interval": pl.Utf8, "ts": UTC_US, **{n: pl.Float64 for n in feature_names(interval, config)}}
 
 
 def feature_table_markdown() -> str:

@@ -1,10 +1,11 @@
 """Compiled per-token kernels for features.
 
 Rows are in (token, ts) order and ``start[i]`` is the first row of row ``i``'s token. Every
-kernel restarts at each token, so a token's values depend on that token's rows only: a partition
-computed with its warm-up equals the same rows of a larger batch, bit for bit. Windows are summed
-directly (or from per-token prefix sums for wall-clock spans), never with a running add/subtract
-that would carry rounding from one token into the next.
+kernel restarts at each token (a series: a token restarts after a long silence), so a series'
+values depend on its own rows only. Windows are summed directly (or, for wall-clock spans, from
+prefix sums anchored at span-aligned blocks), never with a running add/subtract: a value never
+depends on where the series was read from, so a partition computed with its warm-up equals the
+same rows of the continuous series bit for bit.
 """
 
 from __future__ import annotations
@@ -54,28 +55,18 @@ def rolling_sum(x, start, k):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def rolling_mean(x, start, k):  # pragma: no cover - compiled
-    """Mean of the last ``k`` values of the token; a running sum that restarts at each token (so
-    a token's values never depend on another token's rows) and on every NaN."""
+    """Mean of the last ``k`` values of the token (NaN until there are ``k``, or if any is NaN),
+    summed directly so a value never depends on where the series was read from."""
     n = len(x)
     out = np.empty(n)
-    acc = 0.0
-    valid = 0  # consecutive non-NaN values in the running sum
     for i in range(n):
-        if i == start[i]:
-            acc = 0.0
-            valid = 0
-        v = x[i]
-        if v != v:
-            acc = 0.0
-            valid = 0
+        if i - k + 1 < start[i]:
             out[i] = NAN
             continue
-        acc += v
-        valid += 1
-        if valid > k:
-            acc -= x[i - k]
-            valid = k
-        out[i] = acc / k if valid == k else NAN
+        acc = 0.0
+        for j in range(i - k + 1, i + 1):
+            acc += x[j]
+        out[i] = acc / k
     return out
 
 
@@ -132,21 +123,35 @@ def ema_seeded(x, start, period, seed_offset, k, wilder):  # pragma: no cover - 
 
 @njit(cache=True, nogil=True)
 def window_sums_by_time(x, ts, start, span_us):  # pragma: no cover - compiled
-    """Sum of ``x`` over the token's rows with ts in (ts_i - span, ts_i], from per-token prefix
-    sums (a long span holds thousands of rows)."""
+    """Sum of ``x`` over the token's rows with ts in (ts_i - span, ts_i]. A long span holds
+    thousands of rows, so sums come from prefix sums; these restart at every epoch multiple of the
+    span, and a window takes its current block's prefix plus the tail of the previous block. A
+    value thus depends only on the rows of two span-aligned blocks, never on where the series was
+    read from (a partition with its warm-up gives the bits of the continuous series)."""
     n = len(x)
     out = np.empty(n)
-    prefix = np.empty(n + 1)
+    prefix = np.empty(n)  # sum of x over the row's block up to and including the row
+    block_first = np.empty(n, np.int64)  # the first row of the row's block
+    for i in range(n):
+        if i == start[i] or ts[i - 1] // span_us != ts[i] // span_us:
+            prefix[i] = x[i]
+            block_first[i] = i
+        else:
+            prefix[i] = prefix[i - 1] + x[i]
+            block_first[i] = block_first[i - 1]
     lo = 0
     for i in range(n):
-        s = start[i]
-        if i == s:
-            prefix[i] = 0.0
+        if i == start[i]:
             lo = i
-        prefix[i + 1] = prefix[i] + x[i]
         while ts[lo] <= ts[i] - span_us:
             lo += 1
-        out[i] = prefix[i + 1] - prefix[lo]
+        total = prefix[i]
+        first = block_first[i]
+        if lo < first:
+            # Rows lo..first-1 lie in the previous block: its total minus what precedes lo.
+            before = prefix[lo - 1] if lo > block_first[lo] else 0.0
+            total += prefix[first - 1] - before
+        out[i] = total
     return out
 
 

@@ -36,6 +36,7 @@ import polars as pl
 from alevor_assets.lib import feature_kernels as fk
 from alevor_assets.lib.bars import SortedTrades, _fill_many
 from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the catalog is part of this module's API
+    DEFAULT_MAX_GAP,
     DEFAULT_MULTI_TIMEFRAME,
     DEFAULT_RUSH_CHUNKS,
     DEFAULT_SPANS,
@@ -47,13 +48,14 @@ from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the
     FeatureConfig,
     feature_docs,
     feature_names,
+    feature_schema,
     feature_table_markdown,
 )
-from alevor_assets.lib.intervals import duration_us, interval_seconds, interval_us
+from alevor_assets.lib.intervals import DAY_US, duration_us, interval_seconds, interval_us
 from alevor_assets.lib.schemas import UTC_US
 
 def adjust_features_for_time_interval(
-    bars: pl.DataFrame, interval: str, spans: Sequence[str] = ()
+    bars: pl.DataFrame, interval: str, spans: Sequence[str] = (), max_gap_days: int | None = None
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Put a bar series on the clock, so features mean the same at any interval.
 
@@ -61,19 +63,51 @@ def adjust_features_for_time_interval(
     stored bar, null for its first) and ``elapsed_seconds`` (``gap_seconds``, or the interval for a
     first bar), the time base of every rate: a 2-second bar after a ten-minute silence spreads its
     return and volume over ten minutes, and a 1-minute bar's rate compares with a 2-second bar's.
-    Also returns, for each wall-clock span, the window in microseconds it becomes at this interval:
-    a span shorter than one bar is widened to the bar (a 30 s window on 1 h bars is the bar
-    itself). Bar-count windows of the standard indicators stay in bars, as TA-Lib defines them.
+    With ``max_gap_days``, a bar after that many UTC days without a bar of the token starts a new
+    series (``_seg``): it is a first bar again. Also returns, for each wall-clock span, the window
+    in microseconds it becomes at this interval: a span shorter than one bar is widened to the bar
+    (a 30 s window on 1 h bars is the bar itself). Bar-count windows of the standard indicators
+    stay in bars, as TA-Lib defines them.
     """
     step = interval_seconds(interval)
     ordered = _ordered(bars)
-    same_token = pl.col("token") == pl.col("token").shift(1)
-    gap = pl.when(same_token).then((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds() / 1e6)
+    if SEGMENT not in ordered.columns:
+        gap_days = max_gap_days if max_gap_days is not None else _NO_GAP
+        ordered = ordered.with_columns(_attach_segments(ordered, series_segments([ordered], gap_days)))
+    same_series = pl.col(SEGMENT) == pl.col(SEGMENT).shift(1)
+    gap = pl.when(same_series).then((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds() / 1e6)
     framed = ordered.with_columns(gap.alias("gap_seconds")).with_columns(
         pl.col("gap_seconds").fill_null(step).alias("elapsed_seconds")
     )
     windows = {s: max(duration_us(s), interval_us(interval)) for s in spans}
     return framed, windows
+
+
+# Series restart after a token's silence (features.max_gap); _NO_GAP never restarts.
+SEGMENT = "_seg"
+_NO_GAP = 1 << 40
+
+
+def series_segments(frames: Sequence[pl.DataFrame], max_gap_days: int) -> pl.DataFrame:
+    """``token, _day, _seg``: for every UTC day on which a token has rows in any of ``frames``
+    (each with ``token`` and ``ts``), the id of its series. A token's series restarts after
+    ``max_gap_days`` consecutive days without rows, so every family (bars of each interval, La
+    Morgia chunks, coarser bars) agrees on where a series starts; ids increase with token and day.
+    """
+    days = pl.concat(
+        [f.select("token", (pl.col("ts").dt.epoch("us") // DAY_US).alias("_day")) for f in frames if f.height]
+        or [pl.DataFrame(schema={"token": pl.Utf8, "_day": pl.Int64})]
+    ).unique().sort("token", "_day")
+    new = (pl.col("token") != pl.col("token").shift(1)) | (pl.col("_day") - pl.col("_day").shift(1) > max_gap_days)
+    return days.with_columns(new.fill_null(True).cum_sum().cast(pl.Int64).alias(SEGMENT))
+
+
+def _attach_segments(frame: pl.DataFrame, segments: pl.DataFrame, time_us: pl.Expr | None = None) -> pl.Series:
+    """The series id of each row of ``frame`` (by its token and the UTC day of ``time_us``, the
+    row's ``ts`` by default)."""
+    day = ((time_us if time_us is not None else pl.col("ts").dt.epoch("us")) // DAY_US).alias("_day")
+    keyed = frame.select("token", day).join(segments, on=["token", "_day"], how="left", maintain_order="left")
+    return keyed[SEGMENT]
 
 
 def _ordered(bars: pl.DataFrame) -> pl.DataFrame:
@@ -92,12 +126,12 @@ def _ordered(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> pl.DataFrame:
-    """The per-bar, bar-count and wall-clock families for one interval, computed per token by
-    compiled kernels; ``token, interval, ts, close`` and the features, in (token, ts) order."""
+    """The per-bar, bar-count and wall-clock families for one interval, computed per series (a
+    token, restarted after a long silence) by compiled kernels; ``token, interval, ts, close,
+    _seg`` and the features, in (token, ts) order. ``bars`` carries ``_seg``."""
     b, windows = adjust_features_for_time_interval(bars, interval, spans)
     n = b.height
-    codes = b["token"].cast(pl.Enum(b["token"].unique().sort())).to_physical().to_numpy() if n else np.zeros(0, np.int64)
-    start = fk.segment_starts(codes)
+    start = fk.segment_starts(b[SEGMENT].to_numpy() if n else np.zeros(0, np.int64))
     pos = np.arange(n) - start
     ts = b["ts"].dt.epoch("us").to_numpy()
     col = {name: b[name].cast(pl.Float64).to_numpy() for name in (
@@ -172,7 +206,7 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> p
             f[f"trade_rate_{span}"] = fk.window_sums_by_time(col["trade_count"], ts, start, window) / seconds
             j = fk.last_at_or_before(ts, start, span_us)
             f[f"return_{span}"] = np.where(j >= 0, c / c[np.maximum(j, 0)] - 1.0, np.nan)
-    out = b.select("token", "interval", "ts", "close")
+    out = b.select("token", "interval", "ts", "close", SEGMENT)
     # A ratio with a zero denominator has no value: null, never inf or NaN.
     return out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
 
@@ -255,8 +289,9 @@ def _pct_change(expr: pl.Expr) -> pl.Expr:
     return expr / expr.shift(1) - 1.0
 
 
-def _la_morgia(st: SortedTrades, chunk: str, window: int) -> pl.DataFrame:
-    """The La Morgia et al. features on buy-trade chunks, keyed by chunk end."""
+def _la_morgia(st: SortedTrades, chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
+    """The La Morgia et al. features on buy-trade chunks, keyed by chunk end; the rolling windows
+    run over a series' non-empty chunks and restart with it."""
     _, rush_first = _rush_flags(st)
     step = interval_us(chunk)
     code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
@@ -267,6 +302,8 @@ def _la_morgia(st: SortedTrades, chunk: str, window: int) -> pl.DataFrame:
         "rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
         "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max,
     })
+    # A chunk belongs to the series of the day it starts on.
+    chunks = chunks.with_columns(_attach_segments(chunks, segments, pl.col("_end") - step))
     p = f"lm_{chunk}_"
     stats = {
         "std_rush_order": _pct_change(pl.col("rush").rolling_std(window)),
@@ -278,20 +315,14 @@ def _la_morgia(st: SortedTrades, chunk: str, window: int) -> pl.DataFrame:
         "avg_price": _pct_change(pl.col("price_mean").rolling_mean(LM_PRICE_WINDOW)),
         "avg_price_max": _pct_change(pl.col("price_max").rolling_mean(LM_PRICE_WINDOW)),
     }
-    finite = {p + k: v.over("token") for k, v in stats.items()}
-    return chunks.select("token", "_end", **finite).with_columns(
+    finite = {p + k: v.over(SEGMENT) for k, v in stats.items()}
+    return chunks.select("token", "_end", SEGMENT, **finite).with_columns(
         [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in finite]
     )
 
 
-def _keys(token: pl.Series, tokens: pl.Series, time_us: np.ndarray, base: int, span: int) -> np.ndarray:
-    """One sortable int64 per (token, time): token code * span + (time - base)."""
-    codes = token.cast(pl.Enum(tokens)).to_physical().to_numpy().astype(np.int64)
-    return codes * span + (time_us - base)
-
-
 def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False) -> pl.Series:
-    """For each left key, the row of the last right key at or before it with the same token
+    """For each left key, the row of the last right key at or before it in the same series
     (right keys sorted), or with exactly that key; null where there is none."""
     if len(right) == 0:
         return pl.Series([None] * len(left), dtype=pl.UInt32)
@@ -316,45 +347,52 @@ def compute_features(
     columns, covering the same span) feeds the rush-trade columns; ``tokens`` (``token``,
     ``created_at``) feeds ``token_age_hours``. The output has ``token, interval, ts`` and
     :func:`feature_names` in that order, sorted by token and ts; every value is finite or null.
-    Indicators need a warm-up (see the README table): pass earlier data too and cut the result
-    when you need exact values for a later span.
+    A token without rows on ``config.max_gap`` consecutive UTC days starts a new series: returns,
+    windows, EMAs and La Morgia chunks restart, and multi-timeframe and La Morgia values come
+    only from the same series. Indicators need a warm-up (see the README table): pass earlier
+    data too and cut the result when you need exact values for a later span.
     """
     config = config or FeatureConfig()
     frame = bars.collect() if isinstance(bars, pl.LazyFrame) else bars
     step = interval_us(interval)
-    out = _base_features(frame.filter(pl.col("interval") == interval), interval, config.spans)
+    fine = frame.filter(pl.col("interval") == interval)
+    coarse = {j: frame.filter(pl.col("interval") == j) for j in config.coarser(interval)}
+    with_trades = trades is not None and trades.height > 0
+    segments = series_segments([fine, *coarse.values(), *([trades] if with_trades else [])], config.max_gap_days)
+    fine = fine.with_columns(_attach_segments(fine, segments))
+    out = _base_features(fine, interval, config.spans)
     out = out.with_columns(**_time_of_day(pl.col("ts")))
     names = feature_names(interval, config)
     if out.height == 0:
-        return pl.DataFrame(schema={**{k: out.schema[k] for k in KEYS}, **{n: pl.Float64 for n in names}})
-    # Join by lookups of (token, time) keys instead of wide sorts and joins of the feature frame.
+        return pl.DataFrame(schema=feature_schema(interval, config))
+    # Join by lookups of (series, time) keys instead of wide sorts and joins of the feature frame.
     # Right-hand tables: bars' rush counts, La Morgia chunks, coarser bars, keyed by end time.
     rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
     rush_cols = ["rush_trade_share", "rush_buy_orders"]
-    if trades is not None and trades.height:
+    if with_trades:
         st = SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side"))
         rush = _rush_per_bar(st, interval)
+        rush = rush.with_columns(_attach_segments(rush, segments))
         rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
         for chunk, window in config.rush_chunks.items():
-            lm = _la_morgia(st, chunk, window)
+            lm = _la_morgia(st, chunk, window, segments)
             rights.append(("lm", lm, lm["_end"].to_numpy()))
-    for j in config.coarser(interval):
-        coarse = _base_features(frame.filter(pl.col("interval") == j), j, ())
-        rights.append((j, coarse, coarse["ts"].dt.epoch("us").to_numpy() + interval_us(j)))
+    for j, rows in coarse.items():
+        coarse_features = _base_features(rows.with_columns(_attach_segments(rows, segments)), j, ())
+        rights.append((j, coarse_features, coarse_features["ts"].dt.epoch("us").to_numpy() + interval_us(j)))
     end_us = out["ts"].dt.epoch("us").to_numpy() + step
     times = [end_us, *(t for _, _, t in rights if len(t))]
     base_us = min(int(t.min()) for t in times)
     # Keys of right rows later than every bar are pushed past them (they can never match).
     span = int(end_us.max()) - base_us + 2
-    all_tokens = pl.concat([out["token"], *(r["token"] for _, r, _ in rights)]).unique().sort()
-    left = _keys(out["token"], all_tokens, end_us, base_us, span)
+    left = out[SEGMENT].to_numpy() * span + (end_us - base_us)
     extra: list[pl.Series] = []
     found = {kind for kind, _, _ in rights}
     if "rush" not in found:
         extra += [pl.Series(c, [None] * out.height, dtype=pl.Float64) for c in rush_cols]
         extra += [pl.Series(f"lm_{c}_{f}", [None] * out.height, dtype=pl.Float64) for c in config.rush_chunks for f in LM_FEATURES]
     for kind, table, time_us in rights:
-        right = _keys(table["token"], all_tokens, np.minimum(time_us, base_us + span - 1), base_us, span)
+        right = table[SEGMENT].to_numpy() * span + (np.minimum(time_us, base_us + span - 1) - base_us)
         if kind == "rush":
             rows = _asof_rows(left, right, span, exact=True)
             extra += [table[c].gather(rows) for c in rush_cols]
@@ -365,7 +403,7 @@ def compute_features(
             # A coarse bar counts once it is complete: its end at or before this bar's end.
             rows = _asof_rows(left, right, span)
             extra += [table[f].gather(rows).alias(f"mtf_{kind}_{f}") for f in MTF_FEATURES]
-    for j in config.coarser(interval):
+    for j in coarse:
         if j not in found:
             extra += [pl.Series(f"mtf_{j}_{f}", [None] * out.height, dtype=pl.Float64) for f in MTF_FEATURES]
     if tokens is not None and tokens.height:

@@ -327,7 +327,17 @@ def _storable(df: pl.DataFrame, sort_by: Sequence[str]) -> pl.DataFrame:
     return frame.sort(list(sort_by), maintain_order=True) if sort_by else frame
 
 
+class EmptySchemaError(ValueError):
+    pass
+
+
 def _write_synced(frame: pl.DataFrame, path: Path) -> None:
+    if frame.width == 0:
+        # Readers (DuckDB views, Polars scans) cannot open a Parquet file without columns.
+        raise EmptySchemaError(
+            f"refusing to write {path}: a partition file needs its asset's columns, even for a day "
+            "without rows (give the empty frame the asset's schema)"
+        )
     frame.write_parquet(path, compression="zstd", statistics=True)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
