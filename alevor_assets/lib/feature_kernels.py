@@ -95,6 +95,58 @@ def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def rolling_mean_std_anchored(x, block, start, k):  # pragma: no cover - compiled
+    """Mean and sample standard deviation (ddof 1) of the last ``k`` values of the series, for
+    long windows (hundreds of rows). Each block (rows with the same ``block``, e.g. a UTC day)
+    keeps prefix sums of its values about the block's first value; a window adds up the pieces
+    of the blocks it covers about its last block's reference. A value thus depends only on the
+    rows of the blocks its window touches, never on where the series was read from, and the
+    centred sums keep the variance accurate for prices far from zero."""
+    n = len(x)
+    ref = np.empty(n)
+    p1 = np.empty(n)
+    p2 = np.empty(n)
+    first = np.empty(n, np.int64)
+    for i in range(n):
+        if i == start[i] or block[i] != block[i - 1]:
+            first[i] = i
+            ref[i] = x[i]
+            p1[i] = 0.0
+            p2[i] = 0.0
+        else:
+            first[i] = first[i - 1]
+            ref[i] = ref[i - 1]
+            d = x[i] - ref[i]
+            p1[i] = p1[i - 1] + d
+            p2[i] = p2[i - 1] + d * d
+    mean = np.empty(n)
+    std = np.empty(n)
+    for i in range(n):
+        lo = i - k + 1
+        if lo < start[i]:
+            mean[i] = NAN
+            std[i] = NAN
+            continue
+        c = ref[i]
+        s1 = 0.0
+        s2 = 0.0
+        j = i
+        while j >= lo:
+            a = max(first[j], lo)
+            m = j - a + 1
+            q1 = p1[j] - (p1[a - 1] if a > first[j] else 0.0)
+            q2 = p2[j] - (p2[a - 1] if a > first[j] else 0.0)
+            dc = ref[j] - c
+            s1 += q1 + m * dc
+            s2 += q2 + 2.0 * dc * q1 + m * dc * dc
+            j = a - 1
+        mean[i] = c + s1 / k
+        var = (s2 - s1 * s1 / k) / (k - 1) if k > 1 else NAN
+        std[i] = np.sqrt(var) if var > 0.0 else 0.0 if var == var else NAN
+    return mean, std
+
+
+@njit(cache=True, nogil=True)
 def ema_seeded(x, start, period, seed_offset, k, wilder):  # pragma: no cover - compiled
     """TA-Lib's recursive smoothing, with TA-Lib's operation order so results match it to the
     last bits: NaN before position ``seed_offset`` of the token; there, the mean of the

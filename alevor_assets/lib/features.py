@@ -285,8 +285,8 @@ def _rush_per_bar(st: SortedTrades, interval: str) -> pl.DataFrame:
     })
 
 
-def _pct_change(expr: pl.Expr) -> pl.Expr:
-    return expr / expr.shift(1) - 1.0
+def _pct_change(x: np.ndarray, start: np.ndarray) -> np.ndarray:
+    return x / fk.shifted(x, start, 1) - 1.0
 
 
 def _la_morgia(st: SortedTrades, chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
@@ -296,29 +296,32 @@ def _la_morgia(st: SortedTrades, chunk: str, window: int, segments: pl.DataFrame
     step = interval_us(chunk)
     code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
     _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
-    chunks = pl.DataFrame({
-        "token": st.tokens.gather(code),
-        "_end": pl.Series(start + step, dtype=pl.Int64),
-        "rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
-        "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max,
-    })
-    # A chunk belongs to the series of the day it starts on.
+    chunks = pl.DataFrame({"token": st.tokens.gather(code), "_end": pl.Series(start + step, dtype=pl.Int64)})
+    # A chunk belongs to the series of the day it starts on; its windows are anchored on days.
     chunks = chunks.with_columns(_attach_segments(chunks, segments, pl.col("_end") - step))
+    series = fk.segment_starts(chunks[SEGMENT].to_numpy())
+    day = start // DAY_US
+    values = {"rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
+              "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max}
+    stats = {}
+    for name, x in values.items():
+        mean, sd = fk.rolling_mean_std_anchored(np.ascontiguousarray(x, dtype=np.float64), day, series, window)
+        stats[name] = (mean, sd)
+    short = {name: fk.rolling_mean_std_anchored(np.ascontiguousarray(values[name], dtype=np.float64), day, series, LM_PRICE_WINDOW)[0]
+             for name in ("price_mean", "price_max")}
     p = f"lm_{chunk}_"
-    stats = {
-        "std_rush_order": _pct_change(pl.col("rush").rolling_std(window)),
-        "avg_rush_order": _pct_change(pl.col("rush").rolling_mean(window)),
-        "std_trades": _pct_change(pl.col("trades").rolling_std(window)),
-        "std_volume": _pct_change(pl.col("volume").rolling_std(window)),
-        "avg_volume": _pct_change(pl.col("volume").rolling_mean(window)),
-        "std_price": _pct_change(pl.col("price_mean").rolling_std(window)),
-        "avg_price": _pct_change(pl.col("price_mean").rolling_mean(LM_PRICE_WINDOW)),
-        "avg_price_max": _pct_change(pl.col("price_max").rolling_mean(LM_PRICE_WINDOW)),
-    }
-    finite = {p + k: v.over(SEGMENT) for k, v in stats.items()}
-    return chunks.select("token", "_end", SEGMENT, **finite).with_columns(
-        [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in finite]
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        features = {
+            "std_rush_order": _pct_change(stats["rush"][1], series),
+            "avg_rush_order": _pct_change(stats["rush"][0], series),
+            "std_trades": _pct_change(stats["trades"][1], series),
+            "std_volume": _pct_change(stats["volume"][1], series),
+            "avg_volume": _pct_change(stats["volume"][0], series),
+            "std_price": _pct_change(stats["price_mean"][1], series),
+            "avg_price": _pct_change(short["price_mean"], series),
+            "avg_price_max": _pct_change(short["price_max"], series),
+        }
+    return chunks.with_columns([pl.Series(p + k, _finite(v), dtype=pl.Float64, nan_to_null=True) for k, v in features.items()])
 
 
 def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False) -> pl.Series:

@@ -70,12 +70,22 @@ class DayPlan:
         """Why the day cannot be built yet (None when it can)."""
         if not self.missing:
             return None
-        what = "; ".join(f"{name} of {_day_list(days)}" for name, days in self.missing.items())
+        by_days: dict[tuple[date, ...], list[str]] = {}
+        for name, days in self.missing.items():
+            by_days.setdefault(tuple(days), []).append(name)
+        what = "; ".join(f"{_names(names)} of {_day_list(days)}" for days, names in by_days.items())
         inputs = sorted({name.split()[0] for name in self.missing})
         return (
             f"its warm-up needs {what}, never materialized; materialize {' and '.join(inputs)} for those days, "
             f"then {self.day.isoformat()} again"
         )
+
+
+def _names(names: list[str]) -> str:
+    """``bars interval=2s``, ``bars interval=1m``, ``raw_trades`` -> ``bars interval=2s, 1m and raw_trades``."""
+    intervals = [n.removeprefix("bars interval=") for n in names if n.startswith("bars ")]
+    parts = ([f"bars interval={', '.join(intervals)}"] if intervals else []) + [n for n in names if not n.startswith("bars ")]
+    return " and ".join(parts)
 
 
 def _day_list(days: Sequence[date]) -> str:
@@ -138,7 +148,7 @@ class History:
     def plan(self, day: date, intervals: Iterable[str]) -> DayPlan:
         """Where each of the day's tokens starts reading bars of ``intervals`` (the feature
         intervals and their coarser multi-timeframe ones) and trades; or the missing days."""
-        key = (day, tuple(sorted(set(intervals))))
+        key = (day, tuple(dict.fromkeys(intervals)))
         if key not in self._plans:
             self._plans[key] = self._make_plan(day, key[1])
         return self._plans[key]

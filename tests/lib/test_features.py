@@ -1,3 +1,5 @@
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -6,7 +8,8 @@ import talib
 
 from alevor_assets import compute_features, resample_trades
 from alevor_assets.lib.bars import time_bars
-from alevor_assets.lib.features import FeatureConfig, feature_names
+from alevor_assets.lib.features import FeatureConfig, feature_names, feature_schema
+from alevor_assets.lib.schemas import UTC_US
 from alevor_assets.lib.synthetic import trades_for_day
 from tests.conftest import START, small_config
 
@@ -203,3 +206,45 @@ def test_la_morgia_features_equal_a_pandas_reading_of_the_paper():
         both = np.isfinite(e) & ~np.isnan(m)
         assert both.sum() > 50, col
         np.testing.assert_allclose(m[both], e[both], rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+def test_a_token_silent_longer_than_max_gap_starts_a_new_series():
+    # Three buys a minute apart on Jan 1, eleven days of silence, then a sell and two buys on Jan 12.
+    def trade(day, minute, price, side):
+        ts = int(datetime(2024, 1, day, 0, minute, 10, tzinfo=timezone.utc).timestamp() * 1e6)
+        return ("T", day * 100 + minute, ts, price, 1.0, side)
+
+    rows = [trade(1, 0, 100.0, "buy"), trade(1, 1, 110.0, "buy"), trade(1, 2, 121.0, "buy"),
+            trade(12, 0, 242.0, "sell"), trade(12, 1, 266.2, "buy"), trade(12, 2, 292.82, "buy")]
+    trades = pl.DataFrame(rows, schema={"token": pl.Utf8, "trade_id": pl.Int64, "ts": pl.Int64, "price": pl.Float64,
+                                        "amount": pl.Float64, "side": pl.Utf8}, orient="row").with_columns(pl.col("ts").cast(UTC_US))
+    bars = pl.concat([resample_trades(trades, "1m"), resample_trades(trades, "5m")])
+
+    def after_gap(max_gap):
+        config = FeatureConfig(spans=("1h",), multi_timeframe=("5m",), rush_chunks={"1m": 1}, max_gap=max_gap)
+        f = compute_features(bars, "1m", trades=trades, config=config)
+        return f.filter(pl.col("ts").dt.day() == 12).select(
+            "gap_seconds", "return_1", "return_1h", "mtf_5m_buy_sell_imbalance", "lm_1m_avg_volume").to_dict(as_series=False)
+
+    # 7 days: Jan 12 is a new series. Nothing reaches back across the hole: no gap, no return,
+    # no coarser bar and no buy chunk from before it; within the new series everything restarts.
+    restarted = after_gap("7d")
+    assert restarted["gap_seconds"] == [None, 60.0, 60.0]
+    assert restarted["return_1"] == [None, pytest.approx(0.1), pytest.approx(0.1)]
+    assert restarted["return_1h"] == [None, None, None]
+    assert restarted["mtf_5m_buy_sell_imbalance"] == [None, None, None]
+    assert restarted["lm_1m_avg_volume"] == [None, None, pytest.approx(292.82 / 266.2 - 1)]
+    # 30 days: the same bars are one series, computed across the eleven silent days.
+    bridged = after_gap("30d")
+    assert bridged["gap_seconds"][0] == 11 * 86_400 - 120
+    assert bridged["return_1"] == [pytest.approx(242 / 121 - 1), pytest.approx(0.1), pytest.approx(0.1)]
+    assert bridged["return_1h"][2] == pytest.approx(292.82 / 121 - 1)
+    assert bridged["mtf_5m_buy_sell_imbalance"] == [1.0, 1.0, 1.0]
+    assert bridged["lm_1m_avg_volume"] == [pytest.approx(121 / 110 - 1), pytest.approx(266.2 / 121 - 1), pytest.approx(292.82 / 266.2 - 1)]
+
+
+def test_an_empty_frame_has_the_exact_columns_and_types_of_the_interval():
+    config = FeatureConfig(multi_timeframe=("1m", "1h"))
+    empty = compute_features(time_bars(trades_for_day(small_config(), START), ["1m"]).clear(), "2s", config=config)
+    assert dict(empty.schema) == feature_schema("2s", config) and empty.height == 0
+    assert "mtf_1h_rsi_14" in feature_schema("2s", config) and "mtf_1m_rsi_14" not in feature_schema("1m", config)

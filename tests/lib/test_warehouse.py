@@ -3,7 +3,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
+from alevor_assets.lib.warehouse import EmptySchemaError, MissingPartitionError, Warehouse
 
 DAY = date(2024, 1, 2)
 
@@ -40,3 +40,22 @@ def test_missing_partition_error_names_what_to_materialize(tmp_path):
         wh.read_partition("bars", DAY, {"interval": "1m"})
     with pytest.raises(ValueError):
         wh.partition_path("bars", DAY, {"interval": "../x"})
+
+
+def test_a_partition_file_without_columns_is_refused_everywhere(tmp_path):
+    # DuckDB cannot open a Parquet file without columns ("Need at least one non-root column"):
+    # no path may write one, even for a day without rows.
+    wh = Warehouse(tmp_path / "warehouse")
+    with pytest.raises(EmptySchemaError, match=r"features/interval=1m/date=2024-01-02/.*needs its asset's columns"):
+        wh.write_partition("features", DAY, pl.DataFrame(), {"interval": "1m"})
+    with pytest.raises(EmptySchemaError, match="needs its asset's columns"):
+        wh.stage("run1", "features", DAY, pl.DataFrame(), {"interval": "1m"})
+    writer = wh.stage_writer("run1", "features", DAY, {"interval": "1m"})
+    writer.write(pl.DataFrame())
+    with pytest.raises(EmptySchemaError, match="needs its asset's columns"):
+        writer.close()
+    # With the schema, an empty day is a normal file that readers open.
+    writer = wh.stage_writer("run2", "features", DAY, {"interval": "1m"})
+    staged = writer.close({"token": pl.Utf8, "x": pl.Float64})
+    assert pl.read_parquet(staged.staged).schema == pl.Schema({"token": pl.Utf8, "x": pl.Float64})
+    assert not list((tmp_path / "warehouse").rglob("*.parquet"))
