@@ -66,8 +66,8 @@ class FeatureDoc:
 
 
 _BASE_DOCS: tuple[FeatureDoc, ...] = (
-    FeatureDoc("gap_seconds", "seconds since the token's previous bar started (null for its first bar)", "s", "1 bar"),
-    FeatureDoc("elapsed_seconds", "gap_seconds, or the interval length for a token's first bar; the time base of every rate", "s", "1 bar"),
+    FeatureDoc("gap_seconds", "seconds since the token's previous bar started (null for the first bar of a series)", "s", "1 bar"),
+    FeatureDoc("elapsed_seconds", "gap_seconds, or the interval length for a series' first bar; the time base of every rate", "s", "1 bar"),
     *(FeatureDoc(f"return_{h}", f"close / close {h} bar(s) earlier - 1", "ratio", f"{h} bars") for h in HORIZONS),
     *(FeatureDoc(f"log_return_{h}", f"ln(close / close {h} bar(s) earlier)", "log", f"{h} bars") for h in HORIZONS),
     *(FeatureDoc(f"realized_vol_{h}", f"sqrt of the sum of squared 1-bar log returns over the last {h} bars", "log", f"{h} bars") for h in HORIZONS[1:]),
