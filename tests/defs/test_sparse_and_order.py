@@ -33,8 +33,8 @@ def test_a_day_without_trades_is_an_empty_partition_with_the_full_schema_in_ever
     root = storage.warehouse.root
     quiet = sorted(root.rglob(f"date={D2.isoformat()}/part-0.parquet"))
     assets = {p.relative_to(root).parts[0] for p in quiet}
-    assert assets == {"raw_trades", "tokens", "labelled_events", "bars", "token_daily_stats", "features", "labels",
-                      "training_set"}
+    assert assets == {"raw_trades", "tokens", "labelled_events", "bars", "token_daily_stats", "features",
+                      "labels_pump_detector_2s", "training_set_pump_detector_2s"}
     for path in quiet:
         busy = path.parent.parent / f"date={D1.isoformat()}" / "part-0.parquet"
         assert pl.read_parquet_schema(path) == pl.read_parquet_schema(busy), path
