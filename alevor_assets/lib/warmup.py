@@ -16,9 +16,10 @@ counts once however many later days walk over it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 
 import polars as pl
 
@@ -145,6 +146,10 @@ class History:
                 self._chunks[day] = out
         return self._chunks[day]
 
+    def _chunks_of(self, chunk: str, day: date) -> pl.DataFrame | None:
+        counts = self.chunk_counts(day)
+        return None if counts is None else counts[chunk]
+
     def plan(self, day: date, intervals: Iterable[str]) -> DayPlan:
         """Where each of the day's tokens starts reading bars of ``intervals`` (the feature
         intervals and their coarser multi-timeframe ones) and trades; or the missing days."""
@@ -162,24 +167,24 @@ class History:
         bars_from = {}
         for interval in intervals:
             reach = max(self.needs.span_us, interval_us(interval))
-            starts, absent = self._walk(day, tokens, self.needs.bars, reach, lambda d, i=interval: self.bar_counts(i, d))
+            starts, absent = self._walk(day, tokens, self.needs.bars, reach, partial(self.bar_counts, interval))
             bars_from[interval] = starts
             if absent:
                 missing[f"bars interval={interval}"] = absent
         trades_from: dict[str, date] = {}
         for chunk, need in self.needs.chunks.items():
-            counts = lambda d, c=chunk: (lambda got: None if got is None else got[c])(self.chunk_counts(d))  # noqa: E731
-            starts, absent = self._walk(day, tokens, need, 0, counts)
+            starts, absent = self._walk(day, tokens, need, 0, partial(self._chunks_of, chunk))
             for token, first in starts.items():
                 trades_from[token] = min(first, trades_from.get(token, first))
             if absent:
-                missing.setdefault("raw_trades", [])
-                missing["raw_trades"] = sorted(set(missing["raw_trades"]) | set(absent))
+                missing["raw_trades"] = sorted(set(missing.get("raw_trades", [])) | set(absent))
         if not self.needs.chunks:
             trades_from = {t: day for t in tokens["token"]}
         return DayPlan(day, bars_from, trades_from, missing)
 
-    def _walk(self, day: date, tokens: pl.DataFrame, need: int, reach_us: int, counts) -> tuple[dict[str, date], list[date]]:
+    def _walk(
+        self, day: date, tokens: pl.DataFrame, need: int, reach_us: int, counts: Callable[[date], pl.DataFrame | None]
+    ) -> tuple[dict[str, date], list[date]]:
         """Each token's first day to read, and the never-materialized days the walk must see."""
         lo = self.needs.lowest_day(day)
         width = _FIRST_WINDOW_DAYS

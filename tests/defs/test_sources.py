@@ -176,7 +176,10 @@ def test_without_creation_times_token_age_is_null_and_a_spec_that_needs_it_says_
     source = FilesSource(pattern=str(data / "*.csv"), events=str(tmp_path / "events.csv"))
     early = replace(next(s for s in model_specs() if s.name == "early_pump_detector_2s"), walk_forward_folds=0)
     assets = [tokens, labelled_events, raw_trades, bars, features, *build_spec_assets(early)]
-    result = materialize_range(days[0], days[-1], resources=_resources(storage, source), instance=instance, assets=assets)
+    # From a week before the first trade: the features' warm-up walk needs to see that week
+    # without trades before the token's series starts (README "Backfills").
+    result = materialize_range(days[0] - timedelta(days=7), days[-1], resources=_resources(storage, source),
+                               instance=instance, assets=assets)
     assert result.success
     assert storage.warehouse.read_partition("tokens", days[1])["created_at"].null_count() > 0
     feats = storage.warehouse.read_partition("features", days[1], {"interval": "2s"})
