@@ -63,7 +63,10 @@ def test_a_single_token_a_day_with_one_trade_and_too_few_events_skip_the_model_w
     (tmp_path / "trades.csv").write_text("token,ts,price,amount,side\n" + "\n".join(
         [line for line in _trade_lines() if line.startswith("P,")] + [one_trade]) + "\n")
     resources = {"storage": storage, "settings": small_settings(), "source": source}
-    result = materialize_range(D1, D1 + timedelta(days=1), resources=resources, instance=instance, assets=ALL_ASSETS)
+    # From a week before the first trade: the features' warm-up walk needs to see that week
+    # without trades before the token's series starts (README "Backfills").
+    result = materialize_range(D1 - timedelta(days=7), D1 + timedelta(days=1), resources=resources, instance=instance,
+                               assets=ALL_ASSETS)
     assert result.success
     assert storage.warehouse.read_partition("raw_trades", D1 + timedelta(days=1)).height == 1
     observations = [e.event_specific_data.asset_observation.metadata for e in result.all_events
