@@ -1,10 +1,12 @@
 """Write-audit-publish for partitioned assets.
 
 An asset stages each new partition, audits it against its contract, and only when every
-partition of the run passes moves them into place; the audit is the asset's blocking check. When a
-rule fails, nothing is published (earlier files stay exactly as they were), the offending rows go
-to ``$ALEVOR_HOME/quarantine/<asset>/<run id>/`` for inspection, and the failed check, which names
-every broken rule with counts and example rows, stops everything downstream.
+partition of the run passes publishes them, all in one atomic step (``lib/publish.py``); the audit
+is the asset's blocking check. When a rule fails, nothing is published (earlier files stay exactly
+as they were), the offending rows go to ``$ALEVOR_HOME/quarantine/<asset>/<run id>/`` for
+inspection, and the failed check, which names every broken rule with counts and example rows,
+stops everything downstream. The DuckDB catalog is refreshed after publishing, but it is derived
+and optional: a failed refresh is a warning, never a failed run or an undone publish.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import polars as pl
 
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.contract import ContractReport, merge_reports
+from alevor_assets.lib.publish import Staging
 from alevor_assets.lib.schemas import DATE_COLUMN
 from alevor_assets.lib.warehouse import MissingPartitionError, StagedPartition, StagedWriter
 
@@ -62,6 +65,10 @@ class PartitionBatch:
     preview: pl.DataFrame | None = None
     _schemas: dict[tuple[date, tuple[tuple[str, str], ...]], dict[str, pl.DataType]] = field(default_factory=dict)
     not_built: dict[str, str] = field(default_factory=dict)
+    area: Staging = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.area = Staging(self.storage.warehouse, self.run_id, self.asset)
 
     def days(
         self,
@@ -121,9 +128,7 @@ class PartitionBatch:
 
     def stage(self, day: date, frame: pl.DataFrame, keys: Mapping[str, str] | None = None) -> None:
         """Stage an audited partition (one file per day and path keys)."""
-        self.staged.append(
-            self.storage.warehouse.stage(self.run_id, self.asset, day, frame, keys, self.sort_by)
-        )
+        self.staged.append(self.area.stage(day, frame, keys, self.sort_by))
         self._note(day, frame, keys)
 
     def open_partition(
@@ -133,7 +138,7 @@ class PartitionBatch:
         written, with ``schema``)."""
         key = (day, tuple(sorted((keys or {}).items())))
         if key not in self.writers:
-            self.writers[key] = self.storage.warehouse.stage_writer(self.run_id, self.asset, day, keys)
+            self.writers[key] = self.area.writer(day, keys)
             self._schemas[key] = dict(schema or {})
             self._note(day, pl.DataFrame(), keys)
 
@@ -169,7 +174,7 @@ class PartitionBatch:
             self.staged.append(writer.close(self._schemas[key]))
         self.writers.clear()
         if not self.passed:
-            warehouse.discard_staging(self.run_id)
+            self.area.discard()
             quarantine = str(self.quarantined[0].parent) if self.quarantined else ""
             metadata = {
                 "rules_failed": len(merged.failures),
@@ -192,9 +197,11 @@ class PartitionBatch:
                 description=f"{merged.summary()}\nNothing was published; rows kept in {quarantine}",
                 metadata={"rules_failed": len(merged.failures), "failed_rows": merged.failed_rows},
             )
-        warehouse.publish(self.staged)
-        warehouse.discard_staging(self.run_id)
-        self.storage.catalog.refresh_views(warehouse.root, [self.asset])
+        self.area.commit(self.staged)
+        self.area.discard()
+        problem = self.storage.catalog.try_refresh()
+        if problem:
+            context.log.warning(f"{self.asset} is published; the DuckDB catalog was not refreshed ({problem}); the next run refreshes it")
         total = sum(self.rows_by_day.values())
         metadata: dict[str, object] = {
             "dagster/row_count": total,

@@ -4,10 +4,12 @@ Layout (DESIGN section 2)::
 
     <root>/<asset>/[interval=<i>/][strategy=<s>/][spec=<n>/]date=YYYY-MM-DD/part-0.parquet
 
-A partition file is written under a hidden temporary name in its final directory and moved into
-place with ``os.replace``, so readers see the old file or the new one, never half of either, and a
-crash leaves at most a hidden temporary file that no ``*.parquet`` glob matches. Rows are sorted
-by the asset's keys before writing, so re-running a partition reproduces the file byte for byte.
+Assets stage their partitions outside the warehouse tree and publish a run's partitions of an
+asset in one atomic step (``lib/publish.py``). :meth:`Warehouse.write_partition`, for tools and
+tests, writes one file under a hidden temporary name in its final directory and moves it into
+place with ``os.replace``. Either way readers see the old file or the new one, never half of
+either. Rows are sorted by the asset's keys before writing, so re-running a partition reproduces
+the file byte for byte.
 """
 
 from __future__ import annotations
@@ -31,6 +33,31 @@ PATH_KEYS = ("interval", "strategy", "spec")
 
 class MissingPartitionError(FileNotFoundError):
     pass
+
+
+class CorruptPartitionError(RuntimeError):
+    """A published file is not readable Parquet (truncated, overwritten, damaged on disk)."""
+
+
+# Files whose footer was read, by (path, mtime, size): each file is checked once per process.
+_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def checked_parquet(path: Path) -> Path:
+    """``path`` once its Parquet footer reads; otherwise an error that names the file."""
+    import pyarrow.parquet as pq
+
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _CHECKED:
+        try:
+            pq.read_metadata(path)
+        except Exception as exc:  # pyarrow raises several types for a broken footer
+            raise CorruptPartitionError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); materialize this partition again"
+            ) from None
+        _CHECKED.add(key)
+    return path
 
 
 @dataclass(frozen=True)
@@ -95,42 +122,29 @@ class Warehouse:
 
     def stage(
         self,
-        run_id: str,
+        area: str,
         asset: str,
         day: date,
         df: pl.DataFrame,
         keys: Mapping[str, str] | None = None,
         sort_by: Sequence[str] = (),
     ) -> StagedPartition:
-        """Write a partition to this run's staging area; :meth:`publish` moves it into place."""
+        """Write a partition to the staging area ``area`` (``<run id>/<name>``, see
+        ``lib/publish.py``, which publishes it)."""
         final = self.partition_path(asset, day, keys)
-        staged = self.staging_root / run_id / final.relative_to(self.root)
+        staged = self.staging_root / area / final.relative_to(self.root)
         staged.parent.mkdir(parents=True, exist_ok=True)
         frame = _storable(df, sort_by)
         _write_synced(frame, staged)
         return StagedPartition(staged, final, day, frame.height)
 
     def stage_writer(
-        self, run_id: str, asset: str, day: date, keys: Mapping[str, str] | None = None
+        self, area: str, asset: str, day: date, keys: Mapping[str, str] | None = None
     ) -> StagedWriter:
-        """A partition file in this run's staging area that is written in pieces (for days too
+        """A partition file in the staging area ``area`` that is written in pieces (for days too
         large to hold in memory at once); pieces must arrive in the file's sort order."""
         final = self.partition_path(asset, day, keys)
-        return StagedWriter(self.staging_root / run_id / final.relative_to(self.root), final, day)
-
-    def publish(self, staged: Iterable[StagedPartition]) -> list[Path]:
-        """Move staged files into place, each with one atomic rename."""
-        done = []
-        for item in staged:
-            item.final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(item.staged, item.final)
-            done.append(item.final)
-        return done
-
-    def discard_staging(self, run_id: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.staging_root / run_id, ignore_errors=True)
+        return StagedWriter(self.staging_root / area / final.relative_to(self.root), final, day)
 
     def write_days(
         self,
@@ -177,7 +191,7 @@ class Warehouse:
         files = self.partition_files(asset, days_between(start, end), keys)
         if not files:
             return None
-        return pl.scan_parquet(files, hive_partitioning=False)
+        return pl.scan_parquet([checked_parquet(f) for f in files], hive_partitioning=False)
 
     def read(
         self,
@@ -200,10 +214,19 @@ class Warehouse:
             raise MissingPartitionError(
                 f"{asset} has no published partition for {day.isoformat()}{what}; materialize it first"
             )
-        return path
+        return checked_parquet(path)
+
+    def partition_rows(self, asset: str, day: date, keys: Mapping[str, str] | None = None) -> int | None:
+        """Rows of the published partition (from its footer), ``None`` when there is none."""
+        import pyarrow.parquet as pq
+
+        path = self.partition_path(asset, day, keys)
+        if not path.exists():
+            return None
+        return int(pq.read_metadata(checked_parquet(path)).num_rows)
 
     def read_partition(self, asset: str, day: date, keys: Mapping[str, str] | None = None) -> pl.DataFrame:
-        return pl.read_parquet(self.require(asset, day, keys))
+        return pl.read_parquet(checked_parquet(self.require(asset, day, keys)))
 
     def available_days(self, asset: str, keys: Mapping[str, str] | None = None) -> list[date]:
         """Days that have a partition file, oldest first."""
@@ -227,7 +250,7 @@ class Warehouse:
         very large day is processed whole tokens at a time."""
         import pyarrow.parquet as pq
 
-        path = self.require("raw_trades", day)
+        path = checked_parquet(self.require("raw_trades", day))
         counts = pl.scan_parquet(path).group_by("token").len().sort("token").collect()
         if counts.height == 0 or pq.ParquetFile(path).metadata.num_rows <= target_rows:
             return [counts["token"].to_list()] if counts.height else []
@@ -263,7 +286,7 @@ class Warehouse:
                 break
             end_day = d + timedelta(days=1)
         end_us = day_start_us(end_day)
-        frame = pl.read_parquet(files).filter(pl.col("ts").dt.epoch("us") < end_us)
+        frame = pl.read_parquet([checked_parquet(f) for f in files]).filter(pl.col("ts").dt.epoch("us") < end_us)
         return frame.sort("token", "ts"), end_us
 
 

@@ -3,6 +3,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from alevor_assets.lib.publish import Staging
 from alevor_assets.lib.warehouse import EmptySchemaError, MissingPartitionError, Warehouse
 
 DAY = date(2024, 1, 2)
@@ -25,12 +26,13 @@ def test_hive_layout_sorted_rows_and_internal_columns_dropped(tmp_path):
 
 def test_staged_files_are_invisible_until_published(tmp_path):
     wh = Warehouse(tmp_path / "warehouse")
-    staged = wh.stage("run1", "raw_trades", DAY, _frame())
+    area = Staging(wh, "run1", "raw_trades")
+    staged = area.stage(DAY, _frame())
     assert not wh.partition_path("raw_trades", DAY).exists()
     assert not list((tmp_path / "warehouse").rglob("*.parquet"))
-    wh.publish([staged])
+    area.commit([staged])
     assert wh.read_partition("raw_trades", DAY).height == 2
-    wh.discard_staging("run1")
+    area.discard()
     assert not (tmp_path / "staging" / "run1").exists()
 
 
