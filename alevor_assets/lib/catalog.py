@@ -1,25 +1,35 @@
-"""The DuckDB catalog at ``$ALEVOR_HOME/alevor.duckdb``: views over the Parquet warehouse and
-small tables (the model registry).
+"""The DuckDB catalog at ``$ALEVOR_HOME/alevor.duckdb``: a convenience derived from the files.
 
-DuckDB lets one process write a database file at a time, and a second process that opens it fails
-at once. Every connection here therefore goes through :meth:`Catalog.connect`, which serializes
-writers of this machine with an OS file lock and retries briefly when some other program (a user's
-DuckDB shell, say) holds the file. Only short statements run under it; bulk data stays in Parquet.
+It holds one view per warehouse asset over its Parquet files, the ``model_registry`` table (a copy
+of the registry's files under ``$ALEVOR_HOME/models``) and the ``models`` view. Nothing reads it to
+decide anything: the Parquet files and the registry files are the truth.
+
+:meth:`Catalog.refresh` builds the whole catalog in a fresh file and moves it over
+``alevor.duckdb`` with ``os.replace``. A reader that holds the old file open (a DuckDB shell, a
+notebook) keeps reading it for as long as it likes and never blocks a refresh: DuckDB's lock is
+on the old file, which the refresh no longer touches. Refreshes are serialized by a file lock so
+the last one to finish is built from the newest state. Callers use :meth:`try_refresh`, which
+reports a failure instead of raising it: a catalog that could not be refreshed is stale until the
+next refresh, and never fails a run or undoes a publish. Writes to ``alevor.duckdb`` are lost at
+the next refresh; keep your own tables in another file.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
-import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from alevor_assets.lib.fslock import hold
+
 REGISTRY_DDL = """
-CREATE TABLE IF NOT EXISTS model_registry (
+CREATE TABLE model_registry (
     name VARCHAR NOT NULL,
     version INTEGER NOT NULL,
     status VARCHAR NOT NULL,
@@ -41,9 +51,15 @@ CREATE TABLE IF NOT EXISTS model_registry (
     PRIMARY KEY (name, version)
 )
 """
+REGISTRY_COLUMNS = (
+    "name", "version", "status", "created_at", "trainer", "task", "interval", "artifact_path",
+    "artifact_sha256", "code_version", "primary_metric", "primary_value", "gate_passed", "metrics",
+    "top_features", "training", "report_path", "promoted_at",
+)
+_JSON_COLUMNS = ("metrics", "top_features", "training")
 
 MODELS_VIEW = """
-CREATE OR REPLACE VIEW models AS
+CREATE VIEW models AS
 SELECT name, version, status, created_at, trainer, interval, primary_metric, primary_value,
        gate_passed, promoted_at, metrics, top_features, report_path
 FROM model_registry ORDER BY name, version
@@ -58,65 +74,88 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class CatalogBusyError(RuntimeError):
-    pass
-
-
 class Catalog:
-    def __init__(self, db_path: str | os.PathLike[str], wait_seconds: float = 120.0):
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        warehouse_root: str | os.PathLike[str] | None = None,
+        models_root: str | os.PathLike[str] | None = None,
+    ):
         self.db_path = Path(db_path)
-        self.wait_seconds = wait_seconds
+        self.warehouse_root = Path(warehouse_root) if warehouse_root else self.db_path.parent / "warehouse"
+        self.models_root = Path(models_root) if models_root else self.db_path.parent / "models"
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held under this machine's catalog lock (exclusive for writers)."""
+    def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the current catalog (refreshed first if there is none).
+        ``read_only`` exists for older callers: the catalog is always opened read-only."""
+        if not self.db_path.exists():
+            self.refresh()
+        con = duckdb.connect(str(self.db_path), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def try_refresh(self) -> str | None:
+        """:meth:`refresh`, reporting a failure as text instead of raising it."""
+        try:
+            self.refresh()
+        except Exception as exc:  # the catalog is a convenience: nothing may fail because of it
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def refresh(self) -> list[str]:
+        """Rebuild the catalog in a fresh file and swap it in; returns the asset views created."""
+        from alevor_assets.lib.registry import ModelRegistry
+
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.db_path.with_name(self.db_path.name + ".lock")
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_SH if read_only else fcntl.LOCK_EX)
+        with hold(self.db_path.with_name(self.db_path.name + ".refresh.lock"), wait_seconds=300):
+            for stale in self.db_path.parent.glob(f"{self.db_path.name}.*.tmp*"):
+                stale.unlink(missing_ok=True)  # a refresh that died; only the lock holder writes these
+            tmp = self.db_path.with_name(f"{self.db_path.name}.{uuid.uuid4().hex}.tmp")
             try:
-                con = self._open(read_only and self.db_path.exists())
+                con = duckdb.connect(str(tmp))
                 try:
-                    yield con
+                    created = self._views(con)
+                    con.execute(REGISTRY_DDL)
+                    rows = ModelRegistry(self.models_root).rows()
+                    if rows:
+                        marks = ", ".join("?" for _ in REGISTRY_COLUMNS)
+                        con.executemany(
+                            f"INSERT INTO model_registry VALUES ({marks})", [_registry_values(r) for r in rows]
+                        )
+                    con.execute(MODELS_VIEW)
+                    con.execute("CHECKPOINT")
                 finally:
                     con.close()
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                # A write-ahead log left by an old writer would be replayed into the new file.
+                Path(str(self.db_path) + ".wal").unlink(missing_ok=True)
+                os.replace(tmp, self.db_path)
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.wait_seconds
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.db_path), read_only=read_only)
-                if not read_only:
-                    con.execute(REGISTRY_DDL)
-                    con.execute(MODELS_VIEW)
-                return con
-            except duckdb.IOException as exc:
-                # Another program (outside our lock) holds the file; wait for it, then give up
-                # with a message that says what to close.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise CatalogBusyError(
-                        f"cannot open {self.db_path}: {exc}. Close other programs using this "
-                        "DuckDB file (a duckdb shell, a notebook) and retry."
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    def refresh_views(self, warehouse_root: Path, assets: Iterable[str]) -> list[str]:
-        """(Re)create one view per asset over its Parquet files; assets without files are skipped
-        because DuckDB rejects a view over a glob that matches nothing."""
-        created = []
-        with self.connect() as con:
-            for asset in assets:
-                base = Path(warehouse_root) / asset
-                if not any(base.rglob("*.parquet")):
-                    continue
-                glob = str(base / "**" / "*.parquet")
-                con.execute(
-                    f"CREATE OR REPLACE VIEW {quote_identifier(asset)} AS SELECT * FROM read_parquet("
-                    f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true)"
-                )
-                created.append(asset)
+                tmp.unlink(missing_ok=True)
+                Path(str(tmp) + ".wal").unlink(missing_ok=True)
         return created
+
+    def _views(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """One view per warehouse asset with files (DuckDB rejects a view over a glob that
+        matches nothing)."""
+        created = []
+        if not self.warehouse_root.is_dir():
+            return created
+        for base in sorted(self.warehouse_root.iterdir()):
+            if base.name.startswith(".") or not base.is_dir() or not any(base.rglob("*.parquet")):
+                continue
+            glob = str(base / "**" / "*.parquet")
+            con.execute(
+                f"CREATE VIEW {quote_identifier(base.name)} AS SELECT * FROM read_parquet("
+                f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true)"
+            )
+            created.append(base.name)
+        return created
+
+
+def _registry_values(row: dict[str, Any]) -> list[Any]:
+    return [json.dumps(row.get(c), default=str) if c in _JSON_COLUMNS else row.get(c) for c in REGISTRY_COLUMNS]

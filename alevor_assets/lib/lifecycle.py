@@ -27,12 +27,15 @@ from alevor_assets.lib.modeling import (
 )
 from alevor_assets.lib.schemas import DATE_COLUMN
 from alevor_assets.lib.promotion import Decision, decide, rescore_incumbent
-from alevor_assets.lib.registry import ModelRegistry, ModelVersion
+from alevor_assets.lib.registry import ModelRegistry, ModelVersion, PromotionConflict
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import make_trainer
 from alevor_assets.lib.training_set import row_features
 from alevor_assets.lib.validation import InsufficientDataError, evaluate_gate
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
+
+
+PROMOTION_ATTEMPTS = 5
 
 
 class TrainingDataChangedError(RuntimeError):
@@ -171,16 +174,24 @@ def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, ve
     if walk.get("mean") is not None:
         metrics[f"walk_forward_{spec.primary_metric}_mean"] = walk["mean"]
     gate = evaluate_gate(metrics, spec.gate)
-    incumbent = rescore_incumbent(registry, spec, test, setup)
-    decision = decide(version, gate, spec.primary_metric, metrics.get(spec.primary_metric), incumbent)
-    report = validation_report(
-        spec, version, evaluation, decision.text, meta.get("feature_importance", {}), test, meta["training"], walk
-    )
-    report_path = report.write(mv.directory)
-    registry.record_validation(
-        spec.name, version, metrics=metrics, primary_metric=spec.primary_metric,
-        gate_passed=gate.passed, promote=decision.promote, report_path=report_path,
-    )
+    # Promotion is a compare-and-swap on the promoted version: when another run promoted one
+    # after this run compared with the previous one, compare with the new one and decide again.
+    for attempt in range(PROMOTION_ATTEMPTS):
+        incumbent = rescore_incumbent(registry, spec, test, setup)
+        decision = decide(version, gate, spec.primary_metric, metrics.get(spec.primary_metric), incumbent)
+        report = validation_report(
+            spec, version, evaluation, decision.text, meta.get("feature_importance", {}), test, meta["training"], walk
+        )
+        report_path = report.write(mv.directory)
+        try:
+            registry.record_validation(
+                spec.name, version, metrics=metrics, primary_metric=spec.primary_metric,
+                gate_passed=gate.passed, promote=decision.promote, report_path=report_path, incumbent=incumbent.version,
+            )
+            break
+        except PromotionConflict:
+            if attempt == PROMOTION_ATTEMPTS - 1:
+                raise
     return Validated(version, metrics, walk, decision, gate.checks, report.markdown(inline_plots=True), report_path, mv.sha256)
 
 
