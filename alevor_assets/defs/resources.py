@@ -39,7 +39,6 @@ from alevor_assets.lib.sources.postgres import (
     DEFAULT_TRADE_COLUMNS,
     PostgresLayout,
     PostgresTradeReader,
-    redact,
 )
 from alevor_assets.lib.warehouse import Warehouse
 from alevor_assets.lib.warmup import WarmupNeeds
@@ -339,7 +338,7 @@ class PostgresSource(TradeSource):
         return {day.isoformat(): fingerprint_text(list(fp)) for day, fp in prints.items()}
 
     def describe(self) -> str:
-        return f"postgres({redact(self.url)}, {self.schema_name}.{self.trade_table})"
+        return f"postgres({self.reader().where}, {self.schema_name}.{self.trade_table})"
 
     @classmethod
     def from_file(cls, url: str | dg.EnvVar, events: str | dg.EnvVar) -> PostgresSource:

@@ -19,12 +19,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 import psycopg2
 from psycopg2 import sql
 
+from alevor_assets.lib.redaction import dsn_passwords, known_secrets, redact
 from alevor_assets.lib.schemas import ORIGIN_COLUMN, UTC_US
 from alevor_assets.lib.sources import REJECT_SCHEMA, TRADE_SCHEMA, SourceError, TradeBatch
 from alevor_assets.lib.sources.events import normalize_events
@@ -65,15 +65,6 @@ class PostgresLayout:
                 raise ValueError(f"{kind}_columns is missing {sorted(missing)}")
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _epoch_us(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 1_000_000
 
@@ -97,6 +88,15 @@ class PostgresTradeReader:
         self.connect_timeout = connect_timeout
         self._naive: bool | None = None
 
+    def _safe(self, text: str) -> str:
+        """``text`` with this database's password masked in every form (see lib/redaction.py)."""
+        return redact(text, (*known_secrets(), *dsn_passwords(self.url)))
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: its URL or DSN without the password."""
+        return self._safe(self.url)
+
     # -- connections -------------------------------------------------------------------------
 
     def _with_retries(self, what: str, fn):
@@ -109,6 +109,8 @@ class PostgresTradeReader:
                 conn = psycopg2.connect(self.url, connect_timeout=self.connect_timeout)
             except psycopg2.OperationalError as exc:
                 last = exc
+            except psycopg2.Error as exc:  # a malformed DSN: the driver's message may quote it
+                raise SourceError(self._safe(f"{what}: cannot connect to {self.url}: {str(exc).strip()}")) from None
             else:
                 try:
                     conn.set_session(readonly=True, autocommit=False)
@@ -116,16 +118,17 @@ class PostgresTradeReader:
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                     last = exc
                 except psycopg2.Error as exc:
-                    raise SourceError(f"{what} failed on {redact(self.url)}: {str(exc).strip()}") from exc
+                    raise SourceError(self._safe(f"{what} failed on {self.url}: {str(exc).strip()}")) from None
                 finally:
                     conn.close()
             if attempt < self.retries:
                 time.sleep(delay)
                 delay *= 2
         raise SourceError(
-            f"{what}: could not reach PostgreSQL at {redact(self.url)} after {self.retries} attempts: "
-            f"{str(last).strip()}"
-        )
+            self._safe(
+                f"{what}: could not reach PostgreSQL at {self.url} after {self.retries} attempts: {str(last).strip()}"
+            )
+        ) from None
 
     def _ident(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.layout.schema), sql.Identifier(table))
@@ -148,7 +151,7 @@ class PostgresTradeReader:
             if row is None:
                 raise SourceError(
                     f'table "{self.layout.schema}"."{self.layout.trade_table}" with column '
-                    f'"{self.layout.trade_columns["ts"]}" does not exist in {redact(self.url)}'
+                    f'"{self.layout.trade_columns["ts"]}" does not exist in {self.where}'
                 )
             naive = row[0] == "timestamp without time zone"
             if naive and self.layout.naive_timestamps == "error":
@@ -316,7 +319,7 @@ class PostgresTradeReader:
                 )
                 cols = {r[0] for r in cur.fetchall()}
                 if not cols:
-                    raise SourceError(f'events table "{self.layout.schema}"."{table}" does not exist in {redact(self.url)}')
+                    raise SourceError(f'events table "{self.layout.schema}"."{table}" does not exist in {self.where}')
                 kind = "type" if "type" in cols else "class_id" if "class_id" in cols else None
                 missing = {"token", "start_time", "end_time"} - cols
                 if kind is None or missing:
