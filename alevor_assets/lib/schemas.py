@@ -48,6 +48,12 @@ class RawTrades(pa.DataFrameModel):
     def _finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col(data.key).is_finite())
 
+    @pa.dataframe_check(name="notional price * amount finite")
+    def _notional_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        # Each factor can be finite while their product overflows (1e300 * 1e300); bars and
+        # volumes would then carry inf far from the line that caused it.
+        return data.lazyframe.select((pl.col("price") * pl.col("amount")).is_finite().alias("notional_finite"))
+
 
 class Tokens(pa.DataFrameModel):
     """Token metadata; ``created_at`` is null when the source does not know it."""

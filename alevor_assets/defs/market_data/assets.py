@@ -1,6 +1,7 @@
 """Market data: what the source says happened, and bars built from it."""
 
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import polars as pl
@@ -19,6 +20,7 @@ from alevor_assets.defs.publishing import PartitionBatch, partition_days
 from alevor_assets.defs.resources import AlevorStorage, PipelineSettings, TradeSource
 from alevor_assets.lib.bars import BAR_SCHEMA, SortedTrades, bar_spec, iter_token_batches
 from alevor_assets.lib.contract import check_bars, check_contract, check_trades, split_bad_rows
+from alevor_assets.lib.empty_days import check_empty_day
 from alevor_assets.lib.event_extents import day_events, extent_summary
 from alevor_assets.lib.schemas import DATE_COLUMN
 
@@ -43,6 +45,12 @@ class RawTradesConfig(dg.Config):
         description="Publish a day without the rows that break the contract instead of failing it. "
         "Skipped rows are counted in the metadata and kept in the quarantine directory.",
     )
+    empty_days: list[str] = Field(
+        default_factory=list,
+        description="Days (YYYY-MM-DD) you state had no trades at all. Without this, a day without "
+        "trades is refused while an input file is empty (0 bytes or a header only) or while the "
+        "published day has trades.",
+    )
 
 
 @daily_asset(group=GROUP, check_specs=RAW_TRADES_CHECKS)
@@ -55,8 +63,11 @@ def raw_trades(
     and quarantined)."""
     batch = PartitionBatch(storage, "raw_trades", context.run.run_id, sort_by=["token", "ts", "trade_id"])
     skipped: dict[str, int] = {}
+    stated_empty = {date.fromisoformat(d) for d in config.empty_days}
     for day in partition_days(context):
         got = source.read_trades(day)
+        published = storage.warehouse.partition_rows("raw_trades", day)
+        check_empty_day(day, got.trades.height, got.empty_inputs, published, day in stated_empty)
         frame = got.trades.with_columns(pl.lit(day).alias(DATE_COLUMN))
         report = check_trades(frame, got.rejected)
         if config.skip_bad_rows and (report.bad_rows or got.rejected.height):

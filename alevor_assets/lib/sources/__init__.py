@@ -37,11 +37,15 @@ class TradeBatch:
 
     ``trades`` has :data:`TRADE_SCHEMA`; ``rejected`` has :data:`REJECT_SCHEMA` (``raw`` is the
     offending line or row as text, ``rule`` what is wrong with it, e.g. ``price is not a
-    number``).
+    number``). ``empty_inputs`` names inputs that hold no rows at all (a 0-byte or header-only
+    file), each as ``<file>: <why>``: such an input cannot say which day it was meant for, and
+    ``raw_trades`` refuses to publish a day without trades while one exists, unless told the day
+    is genuinely empty.
     """
 
     trades: pl.DataFrame
     rejected: pl.DataFrame
+    empty_inputs: tuple[str, ...] = ()
 
     @staticmethod
     def empty() -> "TradeBatch":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from alevor_assets.lib.sources import SourceError
-from alevor_assets.lib.sources.files.formats import _REQUIRED, _Unit
+from alevor_assets.lib.sources.files.formats import _REQUIRED, _shown, _Unit
 from alevor_assets.lib.sources.files.parsing import _Table
 
 # Instants a Python datetime can hold (years 1..9999); anything outside is not a valid time.
@@ -318,7 +318,7 @@ def _raw_texts(unit: _Unit, table: _Table, lines: list[int]) -> dict[int, str]:
     if unit.is_parquet:
         wanted = table.df.filter(pl.col("_line").is_in(lines))
         return {
-            row.pop("_line"): json.dumps(row, default=str, ensure_ascii=False)
+            row.pop("_line"): _shown(json.dumps(row, default=str, ensure_ascii=False))
             for row in wanted.to_dicts()
         }
     wanted_set, last, found = set(lines), max(lines), {}
@@ -326,7 +326,7 @@ def _raw_texts(unit: _Unit, table: _Table, lines: list[int]) -> dict[int, str]:
         for number, data in enumerate(fh, start=1):
             if number in wanted_set:
                 text = data.rstrip(b"\r\n").decode("utf-8", errors="replace")
-                found[number] = text.lstrip("\ufeff") if number == 1 else text
+                found[number] = _shown(text.lstrip("\ufeff") if number == 1 else text)
             if number >= last:
                 break
     return found

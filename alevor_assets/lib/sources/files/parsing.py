@@ -6,7 +6,10 @@ into rows of the header's width goes through a line-by-line reader that finds th
 
 from __future__ import annotations
 
+import gzip
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from alevor_assets.lib.sources.files.formats import (
     _is_headerless_binance,
     _normalize_names,
     _resolve_format,
+    _shown,
     _split_line,
     _Unit,
 )
@@ -28,6 +32,23 @@ class _Table:
     df: pl.DataFrame  # source columns (normalized names) and "_line"
     fmt: str
     structural: list[tuple[int, str, str]]  # (line, rule, raw) of lines that did not split
+    empty: str | None = None  # why the table holds no rows at all (0 bytes, a header only)
+
+
+# What a truncated or corrupt compressed stream raises while it is read.
+_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
+
+
+def _lines_before_error(unit: _Unit) -> int:
+    """How many whole lines a broken compressed stream yields before it fails."""
+    count = 0
+    try:
+        with unit.open() as fh:
+            for _ in fh:
+                count += 1
+    except (*_STREAM_ERRORS, OSError):
+        pass
+    return max(count - 1, 0)  # the last line read may be cut short by the break
 
 
 def _count_lines(source: Path | bytes) -> int:
@@ -43,6 +64,20 @@ def _count_lines(source: Path | bytes) -> int:
 
 
 def _read_csv(unit: _Unit, fmt: str) -> _Table:
+    """The unit as a table of text columns; a truncated or corrupt compressed stream is an error
+    that names the file and the last whole line."""
+    try:
+        return _read_csv_text(unit, fmt)
+    except _STREAM_ERRORS as exc:
+        lines = _lines_before_error(unit)
+        where = f"after line {lines}" if lines else "before its first line"
+        raise SourceError(
+            f"{unit.origin}: the compressed data is truncated or corrupt {where} ({type(exc).__name__}: "
+            f"{exc}); download or export the file again"
+        ) from None
+
+
+def _read_csv_text(unit: _Unit, fmt: str) -> _Table:
     with unit.open() as fh:
         first = fh.readline()
     try:
@@ -50,8 +85,8 @@ def _read_csv(unit: _Unit, fmt: str) -> _Table:
     except UnicodeDecodeError:
         first_text = first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
     if not first_text.strip():
-        if len(first) == 0:  # an empty file holds no trades
-            return _Table(pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)}), fmt, [])
+        if len(first) == 0:  # no header, so no format, and no rows
+            return _Table(pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)}), fmt, [], empty="the file is empty (0 bytes)")
         raise SourceError(f"{unit.origin}: line 1 is empty; expected a header line")
     fields = _split_line(first_text)
     header = not (fmt in ("auto", "binance_aggtrades") and _is_headerless_binance(fields))
@@ -62,10 +97,11 @@ def _read_csv(unit: _Unit, fmt: str) -> _Table:
         names, fmt = list(_BINANCE_COLUMNS[: len(fields)]), "binance_aggtrades"
 
     df = _fast_csv(unit, names, header)
-    if df is not None:
-        return _Table(df, fmt, [])
-    df, structural = _slow_csv(unit, names, header)
-    return _Table(df, fmt, structural)
+    structural: list[tuple[int, str, str]] = []
+    if df is None:
+        df, structural = _slow_csv(unit, names, header)
+    empty = "the file has a header line and no rows" if df.height == 0 and not structural else None
+    return _Table(df, fmt, structural, empty)
 
 
 def _fast_csv(unit: _Unit, names: list[str], header: bool) -> pl.DataFrame | None:
@@ -106,7 +142,7 @@ def _slow_csv(unit: _Unit, names: list[str], header: bool) -> tuple[pl.DataFrame
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
-                structural.append((number, "line is not valid UTF-8", data.decode("utf-8", errors="replace")))
+                structural.append((number, "line is not valid UTF-8", _shown(data)))
                 continue
             if number == 1:
                 text = text.lstrip("\ufeff")
@@ -114,7 +150,7 @@ def _slow_csv(unit: _Unit, names: list[str], header: bool) -> tuple[pl.DataFrame
                 continue  # a blank line is not a row
             fields = _split_line(text)
             if len(fields) != width:
-                structural.append((number, f"line has {len(fields)} fields, expected {width}", text))
+                structural.append((number, f"line has {len(fields)} fields, expected {width}", _shown(text)))
                 continue
             for column, value in zip(columns, fields):
                 column.append(value if value != "" else None)
@@ -134,4 +170,5 @@ def _read_parquet(unit: _Unit, fmt: str) -> _Table:
     names = _normalize_names(unit.origin, df.columns)
     fmt = _resolve_format(unit.origin, names, fmt)
     df = df.rename(dict(zip(df.columns, names)))
-    return _Table(df.with_columns(pl.int_range(0, df.height, dtype=pl.Int64).alias("_line")), fmt, [])
+    empty = "the Parquet file has no rows" if df.height == 0 else None
+    return _Table(df.with_columns(pl.int_range(0, df.height, dtype=pl.Int64).alias("_line")), fmt, [], empty)

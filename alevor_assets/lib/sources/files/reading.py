@@ -34,6 +34,7 @@ class _Parsed:
     dated: pl.DataFrame  # ts, _unit, _line, _origin, rule, raw
     undated: pl.DataFrame  # _unit, _line, _origin, rule, raw
     prefixes: list[str]  # per _unit: origin prefix including the separator before the line
+    empty: list[str]  # "<origin>: <why>" of units without any row
 
     @property
     def rows(self) -> int:
@@ -46,6 +47,7 @@ class _Meta:
     max_ts: int | None
     token_first: dict[str, int]  # token -> earliest trade ts (epoch us)
     undated: pl.DataFrame  # _unit, _line, _origin, rule, raw
+    empty: list[str]
 
     def may_hold(self, start: int, end: int) -> bool:
         return self.min_ts is not None and self.max_ts is not None and self.min_ts < end and self.max_ts >= start
@@ -61,9 +63,11 @@ def _with_origin(df: pl.DataFrame, prefixes: list[str]) -> pl.DataFrame:
 
 def _parse_file(path: Path, fmt: str) -> _Parsed:
     units = _units(path)
-    trades, dated, undated, prefixes = [], [], [], []
+    trades, dated, undated, prefixes, empty = [], [], [], [], []
     for index, unit in enumerate(units):
         table = _read_parquet(unit, fmt) if unit.is_parquet else _read_csv(unit, fmt)
+        if table.empty:
+            empty.append(f"{unit.origin}: {table.empty}")
         converted = _convert(unit, table)
         tag = pl.lit(index, pl.Int32).alias("_unit")
         trades.append(converted.trades.with_columns(tag))
@@ -72,7 +76,7 @@ def _parse_file(path: Path, fmt: str) -> _Parsed:
         prefixes.append(unit.origin + (":row " if unit.is_parquet else ":"))
     dated_df = _with_origin(pl.concat(dated), prefixes).select("ts", "_unit", "_line", ORIGIN_COLUMN, "rule", "raw")
     undated_df = _with_origin(pl.concat(undated), prefixes).select("_unit", "_line", ORIGIN_COLUMN, "rule", "raw")
-    return _Parsed(pl.concat(trades), dated_df, undated_df, prefixes)
+    return _Parsed(pl.concat(trades), dated_df, undated_df, prefixes, empty)
 
 
 def _meta_of(parsed: _Parsed) -> _Meta:
@@ -83,6 +87,7 @@ def _meta_of(parsed: _Parsed) -> _Meta:
         max_ts=spans.get_column("ts").max(),  # type: ignore[arg-type]
         token_first=dict(zip(first.get_column("token").to_list(), first.get_column("ts").to_list())),
         undated=parsed.undated,
+        empty=parsed.empty,
     )
 
 
@@ -188,8 +193,10 @@ class FileTradeReader:
         start, end = _day_bounds(day)
         trades: list[pl.DataFrame] = []
         rejects: list[pl.DataFrame] = []
+        empty: list[str] = []
         for rank, path in enumerate(self._matching()):
             meta, parsed = self._load(path, need_rows=False)
+            empty += meta.empty
             src = pl.lit(rank, pl.Int32).alias("_src")
             if meta.undated.height:
                 rejects.append(meta.undated.with_columns(src))
@@ -204,7 +211,7 @@ class FileTradeReader:
                 trades.append(_with_origin(day_trades, parsed.prefixes).with_columns(src))
             if parsed.dated.height:
                 rejects.append(parsed.dated.filter(in_day).drop("ts").with_columns(src))
-        return TradeBatch(_finish_trades(trades), _finish_rejects(rejects))
+        return TradeBatch(_finish_trades(trades), _finish_rejects(rejects), tuple(empty))
 
     def tokens(self, day: dt.date) -> pl.DataFrame:
         """One row per token with trades on or before ``day``. Trade files say nothing about when
