@@ -44,9 +44,9 @@ test: install chromium
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
-## The Dagster UI on http://$(HOST):$(PORT) (127.0.0.1 unless you set HOST).
+## The Dagster UI on http://$(HOST):$(PORT) (127.0.0.1 unless you set HOST); Ctrl-C stops it all.
 ui: instance
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	exec $(BIN)/python -m alevor_assets.devserver -w workspace.yaml -h $(HOST) -p $(PORT)
 
 ## Every registered model version with its status and primary metric.
 models: install
