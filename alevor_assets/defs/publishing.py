@@ -197,8 +197,10 @@ class PartitionBatch:
                 description=f"{merged.summary()}\nNothing was published; rows kept in {quarantine}",
                 metadata={"rules_failed": len(merged.failures), "failed_rows": merged.failed_rows},
             )
-        self.area.commit(self.staged)
-        self.area.discard()
+        try:
+            self.area.commit(self.staged)
+        finally:
+            self.area.discard()
         problem = self.storage.catalog.try_refresh()
         if problem:
             context.log.warning(f"{self.asset} is published; the DuckDB catalog was not refreshed ({problem}); the next run refreshes it")
