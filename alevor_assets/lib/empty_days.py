@@ -28,17 +28,18 @@ def how_to_state(day: date) -> str:
 
 
 def check_empty_day(
-    day: date, trades: int, empty_inputs: Sequence[str], published_trades: int | None, stated_empty: bool
+    day: date, rows: int, empty_inputs: Sequence[str], published_trades: int | None, stated_empty: bool
 ) -> None:
-    """Raise :class:`EmptyDayError` when ``day`` may not be published with ``trades`` trades."""
+    """Raise :class:`EmptyDayError` when ``day`` may not be published. ``rows`` counts the day's
+    rows from the source, readable or not (bad rows are the contract check's to report)."""
     if stated_empty:
-        if trades:
+        if rows:
             raise EmptyDayError(
-                f"raw_trades {day}: stated empty (empty_days) but the source has {trades} trade(s) for it; "
+                f"raw_trades {day}: stated empty (empty_days) but the source has {rows} row(s) for it; "
                 "remove the day from empty_days"
             )
         return
-    if trades:
+    if rows:
         return
     if empty_inputs:
         more = f" (and {len(empty_inputs) - 1} more empty input(s))" if len(empty_inputs) > 1 else ""

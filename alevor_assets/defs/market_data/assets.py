@@ -67,7 +67,7 @@ def raw_trades(
     for day in partition_days(context):
         got = source.read_trades(day)
         published = storage.warehouse.partition_rows("raw_trades", day)
-        check_empty_day(day, got.trades.height, got.empty_inputs, published, day in stated_empty)
+        check_empty_day(day, got.trades.height + got.rejected.height, got.empty_inputs, published, day in stated_empty)
         frame = got.trades.with_columns(pl.lit(day).alias(DATE_COLUMN))
         report = check_trades(frame, got.rejected)
         if config.skip_bad_rows and (report.bad_rows or got.rejected.height):
