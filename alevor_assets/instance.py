@@ -88,7 +88,7 @@ def _run_worker(instance: Any, run_id: str) -> tuple[int, float] | None:
         event = record.dagster_event
         data = getattr(event, "event_specific_data", None) if event else None
         pid = (getattr(data, "metadata", None) or {}).get("pid")
-        if pid is not None and record.user_message.startswith("Started process for run"):
+        if pid is not None and (event.message or "").startswith("Started process for run"):
             return int(pid.value), float(record.timestamp)
     return None
 
