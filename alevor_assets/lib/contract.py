@@ -102,12 +102,18 @@ def _example_ref(example: dict[str, Any]) -> str:
     origin = example.get(ORIGIN_COLUMN)
     if example.get("row") is None:
         if origin:
-            return f"{origin}" + (f" {example['raw']!r}" if example.get("raw") is not None else "")
+            return f"{origin}" + (f" {_quoted(example['raw'])}" if example.get("raw") is not None else "")
         return "{" + ", ".join(f"{k}={v}" for k, v in example.items() if k != "row") + "}"
     ref = f"row {example['row']}"
     if DATE_COLUMN in example:
         ref += f" of {example[DATE_COLUMN]}"
     return f"{ref} ({origin})" if origin else ref
+
+
+def _quoted(raw: object, limit: int = 60) -> str:
+    """A source line in a message: at most ``limit`` characters of it, quoted."""
+    text = str(raw)
+    return repr(text if len(text) <= limit else f"{text[:limit]}...")
 
 
 _RULE_NAMES = {

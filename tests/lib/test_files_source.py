@@ -421,7 +421,8 @@ def test_undecodable_line_is_rejected(tmp_path):
     path.write_bytes(CANONICAL.encode() + b"AAA,2024-01-01T00:00:09Z,1,1,b\xffy\n")
     batch = FileTradeReader(str(path)).read_day(DAY)
     assert batch.trades.height == 3
-    assert _rejected(batch) == {f"{path}:5": ("line is not valid UTF-8", "AAA,2024-01-01T00:00:09Z,1,1,b\ufffdy")}
+    # The undecodable byte is shown escaped, never pasted raw into a message.
+    assert _rejected(batch) == {f"{path}:5": ("line is not valid UTF-8", "AAA,2024-01-01T00:00:09Z,1,1,b\\xffy")}
 
 
 def test_overlapping_binance_exports_with_trade_ids_appear_once(tmp_path):

@@ -95,9 +95,10 @@ def _units(path: Path) -> list[_Unit]:
     return [_Unit(path, name) for name in names]
 
 
-def _shown(data: bytes | str, limit: int = 60) -> str:
-    """A source line as it may appear in a message: ASCII only (anything else escaped as
-    ``\\xNN``, ``\\uNNNN``), control characters escaped, at most ``limit`` characters."""
+def _shown(data: bytes | str, limit: int = 200) -> str:
+    """A source line as rejected rows keep it: ASCII only (anything else escaped as ``\\xNN``,
+    ``\\uNNNN``), control characters escaped, at most ``limit`` characters (messages quote
+    fewer, see ``lib/contract.py``)."""
     text = data.decode("utf-8", errors="backslashreplace") if isinstance(data, bytes) else data
     text = "".join(c if c.isprintable() and c.isascii() else c.encode("unicode_escape").decode("ascii") for c in text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
