@@ -146,14 +146,19 @@ def test_a_failed_catalog_refresh_is_a_warning_and_the_publish_stands(tmp_path, 
 # -- bad input fails where it enters ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"", HEADER.encode()], ids=["0-byte", "header-only"])
-def test_an_empty_file_does_not_replace_a_day_unless_stated_empty(content, tmp_path, storage, instance):
+def two_published_days(tmp_path, storage, instance) -> tuple[Path, dict, dict[str, bytes]]:
+    """Files of D1 and D2, published; returns D1's file, the resources and the warehouse's bytes."""
     folder = tmp_path / "files"
     path = write_day(folder, D1)
     write_day(folder, D2)
     resources = files_resources(storage, folder)
     assert run(D1, D2, resources, instance).success
-    before = snapshot(storage.warehouse.root)
+    return path, resources, snapshot(storage.warehouse.root)
+
+
+@pytest.mark.parametrize("content", [b"", HEADER.encode()], ids=["0-byte", "header-only"])
+def test_an_empty_file_does_not_replace_a_day_unless_stated_empty(content, tmp_path, storage, instance):
+    path, resources, before = two_published_days(tmp_path, storage, instance)
     path.write_bytes(content)
     result = run(D1, D1, resources, instance)
     assert not result.success
@@ -165,12 +170,7 @@ def test_an_empty_file_does_not_replace_a_day_unless_stated_empty(content, tmp_p
 
 
 def test_a_vanished_day_does_not_replace_published_trades_unless_stated_empty(tmp_path, storage, instance):
-    folder = tmp_path / "files"
-    path = write_day(folder, D1)
-    write_day(folder, D2)
-    resources = files_resources(storage, folder)
-    assert run(D1, D2, resources, instance).success
-    before = snapshot(storage.warehouse.root)
+    path, resources, before = two_published_days(tmp_path, storage, instance)
     path.unlink()
     result = run(D1, D1, resources, instance)
     assert not result.success and "published partition holds 120" in failure_text(result)

@@ -194,7 +194,7 @@ def _toy_warehouse(root: Path):
             "label": (f + 0.5 * rng.normal(size=300) > 0).astype(np.int64), "weight": 1.0,
             "horizon_end": [t + timedelta(minutes=2) for t in ts], "realized_return": rng.normal(0, 0.01, 300),
         }).with_columns(pl.col("ts", "horizon_end").cast(UTC_US))
-        wh.write_partition("training_set", day, rows, {"spec": "toy"}, sort_by=["token", "ts"])
+        wh.write_partition(spec.training_set_asset, day, rows, sort_by=["token", "ts"])
     return spec, wh
 
 
