@@ -27,8 +27,11 @@ Every row gets ``_origin``: ``<path>:<line>`` with 1-based physical line numbers
 line 1), ``<zip path>!<member>:<line>`` inside a zip, ``<path>:row <n>`` (0-based) for Parquet.
 A row that cannot be converted (wrong number of fields, a value of the wrong type, a timestamp
 without zone, an unknown side) is returned in ``TradeBatch.rejected`` with the rule it broke and
-its text, never dropped. A rejected row whose time is known belongs to that day; one whose time is
-unknown is returned for every day read. Values that parse but are implausible (price ``<= 0``,
+its text (escaped to printable ASCII, at most 200 characters), never dropped. A rejected row whose
+time is known belongs to that day; one whose time is unknown is returned for every day read. A
+file (or zip member) without any row, 0 bytes or only a header, is listed in
+``TradeBatch.empty_inputs`` for every day read; a truncated or corrupt compressed stream is a
+:class:`SourceError` that names the file and the last whole line. Values that parse but are implausible (price ``<= 0``,
 ``NaN``) pass through unchanged: the contract check downstream reports them with their origin.
 
 Derived trade ids
