@@ -17,12 +17,15 @@ from alevor_assets.defs.resources import build_resources
 
 # Evaluates every asset's automation condition once a tick (see defs/automation.py). Shipped
 # stopped: turn it on in the UI (Automation) or with `dagster sensor start automation_sensor`.
+# A tick that requests several days of one asset (a promotion rescoring the last N days, a
+# late-corrected week) emits a backfill: the assets' single-run policy makes that one run over the
+# range, where plain run requests would start one run per day, each re-reading the warm-up.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=30,
-    emit_backfills=False,
+    emit_backfills=True,
 )
 
 

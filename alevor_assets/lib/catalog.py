@@ -65,6 +65,9 @@ SELECT name, version, status, created_at, trainer, interval, primary_metric, pri
 FROM model_registry ORDER BY name, version
 """
 
+PREDICTIONS_VIEW = "predictions"
+PREDICTIONS_PREFIX = "predictions_"
+
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -154,6 +157,13 @@ class Catalog:
                 f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true)"
             )
             created.append(base.name)
+        # Every spec scores into its own asset (own partitions, own failures); a desk asks "what
+        # did the models say on day D" across specs, so one view unions them (rows carry `spec`).
+        per_spec = [name for name in created if name.startswith(PREDICTIONS_PREFIX)]
+        if per_spec and PREDICTIONS_VIEW not in created:
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(n)}" for n in per_spec)
+            con.execute(f"CREATE VIEW {quote_identifier(PREDICTIONS_VIEW)} AS {union}")
+            created.append(PREDICTIONS_VIEW)
         return created
 
 

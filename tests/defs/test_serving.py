@@ -209,6 +209,18 @@ def test_the_alerts_asset_lists_each_episode_once_with_its_reasons(built, storag
     assert n == alerts.height
 
 
+def test_one_predictions_view_unions_every_spec(built, storage):
+    root = storage.warehouse.asset_dir(PREDICTIONS).parent
+    expected = {
+        d.name.removeprefix("predictions_"): pl.read_parquet(d / "**" / "*.parquet").height
+        for d in root.iterdir() if d.name.startswith("predictions_")
+    }
+    assert PUMP_SPEC.name in expected and sum(expected.values()) > 0
+    with storage.catalog.connect() as con:
+        counts = dict(con.execute("SELECT spec, count(*) FROM predictions GROUP BY spec").fetchall())
+    assert counts == {k: v for k, v in expected.items() if v}
+
+
 def test_the_alerts_command_prints_and_writes_them(built, storage, monkeypatch, tmp_path, capsys):
     from alevor_assets.cli import main
 
