@@ -57,17 +57,7 @@ def rolling_sum(x, start, k):  # pragma: no cover - compiled
 def rolling_mean(x, start, k):  # pragma: no cover - compiled
     """Mean of the last ``k`` values of the token (NaN until there are ``k``, or if any is NaN),
     summed directly so a value never depends on where the series was read from."""
-    n = len(x)
-    out = np.empty(n)
-    for i in range(n):
-        if i - k + 1 < start[i]:
-            out[i] = NAN
-            continue
-        acc = 0.0
-        for j in range(i - k + 1, i + 1):
-            acc += x[j]
-        out[i] = acc / k
-    return out
+    return rolling_sum(x, start, k) / k
 
 
 @njit(cache=True, nogil=True)
