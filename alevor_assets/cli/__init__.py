@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from alevor_assets.cli import core, serving
+from alevor_assets.cli import core, live, serving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--start", default=None, help="first day (default: ALEVOR_START_DATE)")
     sample.set_defaults(func=core.load_sample)
     serving.add_commands(sub)
+    live.add_commands(sub)
     table = sub.add_parser("feature-table", help="print the README's feature table (Markdown)")
     table.set_defaults(func=core.feature_table)
     args = parser.parse_args(argv)

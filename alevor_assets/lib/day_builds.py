@@ -132,7 +132,12 @@ def _serving_models(registry: ModelRegistry, spec: ModelSpec, versions: list[int
 
 def _explained(wh: Warehouse, spec: ModelSpec, day: date, fired: pl.DataFrame, models: dict[int, ServingModel | str]) -> pl.Series:
     """Each alert's top contributing features (``serving.alert_top_features`` of them)."""
-    feats = wh.read_partition("features", day, {"interval": spec.interval})
+    return explain_alerts(spec, fired, wh.read_partition("features", day, {"interval": spec.interval}), models)
+
+
+def explain_alerts(spec: ModelSpec, fired: pl.DataFrame, feats: pl.DataFrame, models: Mapping[int, ServingModel | str]) -> pl.Series:
+    """Each alert's top contributing features from the feature rows ``feats`` it was scored on:
+    by the model's own contributions, or the fallback rule's inputs."""
     rule = spec.fallback_rule()
     texts = [""] * fired.height
     for version, group in fired.with_row_index("_i").group_by("version", maintain_order=True):

@@ -161,6 +161,12 @@ class History:
     def _make_plan(self, day: date, intervals: tuple[str, ...]) -> DayPlan:
         today = self.chunk_counts(day)
         tokens = today[""].select("token") if today else pl.DataFrame(schema={"token": pl.Utf8})
+        return self.plan_for(day, intervals, tokens)
+
+    def plan_for(self, day: date, intervals: Iterable[str], tokens: pl.DataFrame) -> DayPlan:
+        """The plan of ``day`` for the given ``tokens`` (a ``token`` column), whatever the day's
+        own partition holds: the live path plans the day that is still being traded."""
+        intervals = tuple(dict.fromkeys(intervals))
         if tokens.height == 0:
             return DayPlan(day, {i: {} for i in intervals}, {})
         missing: dict[str, list[date]] = {}

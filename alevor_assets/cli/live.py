@@ -1,0 +1,70 @@
+"""``live``: the live alerting service (README "Live alerts")."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from alevor_assets.lib.config import pipeline_settings
+from alevor_assets.lib.intervals import day_start_us, duration_us
+
+
+def add_commands(sub: Any) -> None:
+    live = sub.add_parser("live", help="score new trades as they are committed and raise alerts (PostgreSQL source)")
+    live.add_argument("--day", type=date.fromisoformat, default=None,
+                      help="the UTC day to start from (default: today); trades from its midnight on are read")
+    live.add_argument("--trade-clock", action="store_true",
+                      help="close bars by trade time only, not the wall clock (replaying a past day)")
+    live.set_defaults(func=live_command)
+
+
+def live_command(args: argparse.Namespace) -> int:
+    from alevor_assets.defs.partitions import start_date
+    from alevor_assets.defs.resources import PostgresSource, build_resources
+    from alevor_assets.lib.live.delivery import Delivery
+    from alevor_assets.lib.live.engine import LiveEngine
+    from alevor_assets.lib.live.market import LiveMarket
+    from alevor_assets.lib.live.source import TradeStream, WindowReader
+    from alevor_assets.lib.live.service import run_live
+    from alevor_assets.lib.live.store import LiveStore
+    from alevor_assets.lib.specs import model_specs
+
+    resources = build_resources()
+    source = resources["source"].process_config_and_initialize()
+    if not isinstance(source, PostgresSource):
+        print("live reads the PostgreSQL source: set ALEVOR_SOURCE=postgres and ALEVOR_PG_URL", file=sys.stderr)
+        return 2
+    storage = resources["storage"].process_config_and_initialize()
+    settings = resources["settings"].process_config_and_initialize()
+    cfg = pipeline_settings().get("live") or {}
+    tick, late = duration_us(str(cfg.get("tick", "1s"))) / 1e6, timedelta(microseconds=duration_us(str(cfg.get("late_commit", "5s"))))
+    detectors = [s for s in model_specs() if s.detects_events]
+    if not detectors:
+        print("no detector spec to serve", file=sys.stderr)
+        return 2
+    day = args.day or datetime.now(timezone.utc).date()
+    base = source.reader()
+    reader = WindowReader(base.url, base.layout, chunk_rows=base.chunk_rows, retries=base.retries)
+    config = settings.feature_config()
+    intervals = [i for s in detectors for i in (s.interval, *config.coarser(s.interval))]
+    market = LiveMarket(storage.warehouse, settings.warmup_needs(start_date()), config, intervals, day)
+    store = LiveStore(storage.root)
+    engine = LiveEngine(market, detectors, storage.registry, store, late, tokens_of=lambda: reader.tokens(day), wh=storage.warehouse)
+    delivery = Delivery(store, os.environ.get("ALEVOR_ALERT_COMMAND") or None, os.environ.get("ALEVOR_ALERT_WEBHOOK") or None,
+                        log=lambda m: print(m, flush=True))
+    stream = TradeStream(reader, day_start_us(day), engine.late_us)
+    refreshed: list[bool] = []
+
+    def first_alerts() -> None:  # the catalog's alerts view then covers the live files too
+        if not refreshed:
+            refreshed.append(True)
+            storage.catalog.try_refresh()
+
+    print(f"live: {', '.join(s.name for s in detectors)} on {reader.where} from {day} 00:00 UTC; tick {tick:g} s, "
+          f"late commits up to {late.total_seconds():g} s; alerts in {store.alerts_dir}", flush=True)
+    run_live(stream, engine, delivery, tick_seconds=tick, wall_clock=not args.trade_clock, on_alerts=first_alerts,
+             log=lambda m: print(m, flush=True))
+    return 0
