@@ -10,7 +10,7 @@ PORT ?= 3000
 
 PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
-.PHONY: install chromium instance demo test test-fast ui models pg-sample bench clean
+.PHONY: install chromium instance demo test test-fast ui models pg-sample bench live clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: install
 	$(BIN)/python -m bench.features
 	$(BIN)/python -m bench.train
 	$(BIN)/python -m bench.score
+
+## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL); Ctrl-C stops it.
+live: install
+	exec $(BIN)/python -m alevor_assets live
 
 ## Load the demo days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
 pg-sample: install

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +23,49 @@ def add_commands(sub: Any) -> None:
                          help="score with this registered version instead of the promoted one (not stored)")
     predict.add_argument("--output", type=Path, default=None, help="write every row to a .csv or .parquet file")
     predict.set_defaults(func=predict_command)
-    alerts = sub.add_parser("alerts", help="the detectors' alerts over a range of days")
-    alerts.add_argument("--start", required=True, type=date.fromisoformat, help="first day (YYYY-MM-DD)")
-    alerts.add_argument("--end", required=True, type=date.fromisoformat, help="last day (YYYY-MM-DD)")
+    alerts = sub.add_parser("alerts", help="the detectors' alerts (daily and live) over a range of days or the last minutes")
+    alerts.add_argument("--start", type=date.fromisoformat, default=None, help="first day (YYYY-MM-DD)")
+    alerts.add_argument("--end", type=date.fromisoformat, default=None, help="last day (YYYY-MM-DD)")
+    alerts.add_argument("--since", default=None, help="instead of days: alerts whose bar closed in the last DURATION (e.g. 10m, 2h)")
     alerts.add_argument("--spec", default=None, help="only this detector's alerts")
     alerts.add_argument("--output", type=Path, default=None, help="write every alert to a .csv or .parquet file")
     alerts.set_defaults(func=alerts_command)
 
 
 def read_alerts(storage: Any, start: date, end: date, spec: str | None = None) -> pl.DataFrame:
-    """The alerts of the days ``start..end`` (as far as they were built), oldest first."""
-    from alevor_assets.lib.alerts import ALERT_SCHEMA
+    """The alerts of the days ``start..end`` (as far as they were built) and the live service's
+    alerts of those days, with ``mode`` batch or live, oldest first."""
+    from alevor_assets.lib.live.store import LIVE_ALERT_SCHEMA, LiveStore
 
     frames = [storage.warehouse.read_partition("alerts", d) for d in days_between(start, end)
               if storage.warehouse.partition_path("alerts", d).exists()]
-    frame = pl.concat(frames) if frames else pl.DataFrame(schema=ALERT_SCHEMA)
+    frames = [f.with_columns(pl.lit("batch").alias("mode"), pl.lit(None, LIVE_ALERT_SCHEMA["written_at"]).alias("written_at"))
+              .select(list(LIVE_ALERT_SCHEMA)) for f in frames]
+    live = LiveStore(storage.root).alerts().filter(pl.col("ts").dt.date().is_between(start, end))
+    frame = pl.concat([*frames, live]).cast(LIVE_ALERT_SCHEMA)
     return frame.filter(pl.col("spec") == spec) if spec else frame
 
 
 def alerts_command(args: argparse.Namespace) -> int:
-    frame = read_alerts(storage_from_env(), args.start, args.end, args.spec)
+    storage = storage_from_env()
+    if args.since is not None:
+        from alevor_assets.lib.intervals import duration_us
+
+        try:
+            since = datetime.now(timezone.utc) - timedelta(microseconds=duration_us(args.since))
+        except ValueError as exc:
+            print(f"--since: {exc}", file=sys.stderr)
+            return 2
+        frame = read_alerts(storage, since.date(), datetime.now(timezone.utc).date(), args.spec)
+        frame = frame.filter(pl.col("alerted_at") >= since)
+        what = f"since {since:%Y-%m-%d %H:%M:%S} UTC"
+    elif args.start is None or args.end is None:
+        print("give --start and --end, or --since", file=sys.stderr)
+        return 2
+    else:
+        frame, what = read_alerts(storage, args.start, args.end, args.spec), f"{args.start}...{args.end}"
     if args.output is None:
-        print(f"{frame.height} alert(s) {args.start}...{args.end}" + (f" of {args.spec}" if args.spec else ""))
+        print(f"{frame.height} alert(s) {what}" + (f" of {args.spec}" if args.spec else ""))
     return write_or_print(frame.sort("alerted_at", "token"), args.output, "alerts")
 
 

@@ -146,16 +146,16 @@ class Catalog:
         """One view per warehouse asset with files (DuckDB rejects a view over a glob that
         matches nothing)."""
         created = []
-        if not self.warehouse_root.is_dir():
-            return created
-        for base in sorted(self.warehouse_root.iterdir()):
+        live = any(self.live_alerts.glob("alerts-*.parquet")) if self.live_alerts.is_dir() else False
+        bases = sorted(self.warehouse_root.iterdir()) if self.warehouse_root.is_dir() else []
+        for base in bases:
             if base.name.startswith(".") or not base.is_dir() or not any(base.rglob("*.parquet")):
                 continue
+            if base.name == "alerts":
+                continue  # below, with the live alerts
             glob = str(base / "**" / "*.parquet")
-            con.execute(
-                f"CREATE VIEW {quote_identifier(base.name)} AS SELECT * FROM read_parquet("
-                f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true)"
-            )
+            source = f"read_parquet({quote_literal(glob)}, hive_partitioning = true, union_by_name = true)"
+            con.execute(f"CREATE VIEW {quote_identifier(base.name)} AS SELECT * FROM {source}")
             created.append(base.name)
         # Every spec scores into its own asset (own partitions, own failures); a desk asks "what
         # did the models say on day D" across specs, so one view unions them (rows carry `spec`).
@@ -164,7 +164,31 @@ class Catalog:
             union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(n)}" for n in per_spec)
             con.execute(f"CREATE VIEW {quote_identifier(PREDICTIONS_VIEW)} AS {union}")
             created.append(PREDICTIONS_VIEW)
+        if self._alerts_view(con, live):
+            created.append("alerts")
         return created
+
+    @property
+    def live_alerts(self) -> Path:
+        """Where the live service writes its alerts (``lib/live/store.py``)."""
+        return self.db_path.parent / "live" / "alerts"
+
+    def _alerts_view(self, con: duckdb.DuckDBPyConnection, live: bool) -> bool:
+        """``alerts``: the daily partitions' alerts (``mode`` batch) and the live service's (``mode``
+        live, with ``written_at``), so one query sees both; the glob is read at query time, so
+        live alerts written later appear without a refresh."""
+        parts = []
+        batch = self.warehouse_root / "alerts"
+        if batch.is_dir() and any(batch.rglob("*.parquet")):
+            glob = str(batch / "**" / "*.parquet")
+            parts.append(f"SELECT *, 'batch' AS mode, NULL::TIMESTAMPTZ AS written_at FROM read_parquet("
+                         f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true)")
+        if live:
+            glob = str(self.live_alerts / "alerts-*.parquet")
+            parts.append(f"SELECT * FROM read_parquet({quote_literal(glob)}, union_by_name = true)")
+        if parts:
+            con.execute("CREATE VIEW alerts AS " + " UNION ALL BY NAME ".join(parts))
+        return bool(parts)
 
 
 def _registry_values(row: dict[str, Any]) -> list[Any]:

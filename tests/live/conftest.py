@@ -4,7 +4,9 @@ trades ready to commit into a PostgreSQL database of the live test's own."""
 from __future__ import annotations
 
 import io
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -26,6 +28,15 @@ def built(tmp_path_factory) -> AlevorStorage:
     with dg.DagsterInstance.ephemeral() as instance:
         assert materialize_range(D1, D3, resources=resources, instance=instance).success
     return storage
+
+
+@pytest.fixture
+def home(built, tmp_path) -> Path:
+    """A copy of the built ALEVOR_HOME (warehouse and registry) for one test's live files."""
+    home = tmp_path / "alevor"
+    for part in ("warehouse", "models"):
+        shutil.copytree(built.root / part, home / part, symlinks=True)
+    return home
 
 
 @pytest.fixture

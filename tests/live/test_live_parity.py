@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import polars as pl
 
+from alevor_assets.defs.resources import AlevorStorage
+
 from alevor_assets.lib.live.engine import LiveEngine
 from alevor_assets.lib.live.market import LiveMarket
 from alevor_assets.lib.live.source import TradeStream, WindowReader
@@ -21,7 +23,7 @@ from tests.live.conftest import D3, commit_trades, insert_tokens, with_row_ids
 LATE = timedelta(seconds=5)
 
 
-def live_engine(storage, url: str):
+def live_engine(storage: AlevorStorage, url: str):
     settings = small_settings()
     config = settings.feature_config()
     market = LiveMarket(storage.warehouse, settings.warmup_needs(START), config,
@@ -32,7 +34,8 @@ def live_engine(storage, url: str):
     return engine, TradeStream(reader, day_start_us(D3), engine.late_us)
 
 
-def test_live_scores_and_alerts_equal_the_days_batch_partitions(built, live_db):
+def test_live_scores_and_alerts_equal_the_days_batch_partitions(home, live_db):
+    built = AlevorStorage(home=str(home))
     wh = built.warehouse
     trades = with_row_ids(wh.read_partition("raw_trades", D3))
     insert_tokens(live_db, wh.read_partition("tokens", D3))

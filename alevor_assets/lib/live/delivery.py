@@ -6,7 +6,8 @@ An alert is delivered when every configured hook succeeded (command exit status 
 its identity is then appended to ``delivered.log``. A failure is logged and retried with growing
 pauses (1 s doubling to 60 s); alerts written but not delivered when the process stopped are
 delivered after a restart. A process killed between a hook's success and the log line delivers
-that one alert again (at least once, never zero times).
+that one alert again (at least once, never zero times): each payload carries the alert's ``id``
+(spec|token|bar start in µs) for a receiver to drop a repeat.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from alevor_assets.lib.live.store import LiveStore, alert_ids
 Log = Callable[[str], None]
 
 
-def alert_payload(row: dict[str, Any]) -> bytes:
+def alert_payload(alert_id: str, row: dict[str, Any]) -> bytes:
     """The JSON document a hook receives for one alert (times as ISO-8601 UTC)."""
     out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    out["id"] = alert_id
     return json.dumps(out, sort_keys=True).encode()
 
 
@@ -74,7 +76,7 @@ class Delivery:
             return
         for alert_id, row in zip(alert_ids(alerts), alerts.iter_rows(named=True)):
             if not skip or alert_id not in skip:
-                self.queue.put((alert_id, alert_payload(row)))
+                self.queue.put((alert_id, alert_payload(alert_id, row)))
 
     def _deliver(self, payload: bytes) -> None:
         if self.command:
