@@ -43,6 +43,7 @@ class LiveMarket:
         self.bars = pl.DataFrame(schema=_bar_schema())
         self.past_bars = pl.DataFrame(schema=_bar_schema())
         self.past_trades = pl.DataFrame(schema=TRADE_SCHEMA).select(TRADE_COLUMNS)
+        self._pending = self.trades  # trades of bars some interval has not closed yet
         self.known: set[str] = set()
         self.too_late = 0  # trades read after their bar had closed
 
@@ -51,9 +52,10 @@ class LiveMarket:
         if trades.height == 0:
             return
         trades = trades.select(TRADE_COLUMNS).filter(pl.col("ts").dt.epoch("us") >= day_start_us(self.day))
-        finest = min(self.closed_until.values())
+        finest = max(self.closed_until.values())  # the finest interval's bars close first
         self.too_late += int((trades["ts"].dt.epoch("us") < finest).sum())
         self.trades = pl.concat([self.trades, trades])
+        self._pending = pl.concat([self._pending, trades])
         new = sorted(set(trades["token"].unique().to_list()) - self.known)
         if new:
             self._load_history(new)
@@ -77,20 +79,22 @@ class LiveMarket:
         span of bar ends closed now (empty when none)."""
         closed: dict[str, tuple[int, int]] = {}
         frames = [self.bars]
-        ts_us = self.trades["ts"].dt.epoch("us")
+        ts_us = self._pending["ts"].dt.epoch("us")
         for j in self.intervals:
             step = interval_us(j)
             until = clock_us // step * step
             if until <= self.closed_until[j]:
                 continue
             lo = self.closed_until[j]
-            rows = self.trades.filter((ts_us >= lo) & (ts_us < until))
+            rows = self._pending.filter((ts_us >= lo) & (ts_us < until))
             if rows.height:
                 frames.append(make_bars(rows, [j]).select(bars_columns()))
             closed[j] = (lo, until)
             self.closed_until[j] = until
         if len(frames) > 1:
             self.bars = pl.concat(frames)
+        # Only trades of bars still open are barred again: at most one bar of the coarsest interval.
+        self._pending = self._pending.filter(ts_us >= min(self.closed_until.values()))
         return closed
 
     def features(self, interval: str, tokens: Sequence[str], first_ts_us: int, end_us: int, tokens_meta: pl.DataFrame | None) -> pl.DataFrame:
