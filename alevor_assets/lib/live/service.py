@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from alevor_assets.lib.live.delivery import Delivery
 from alevor_assets.lib.live.engine import LiveEngine
 from alevor_assets.lib.live.source import TradeStream
+from alevor_assets.lib.sources import SourceError
 
 
 def now_us() -> int:
@@ -36,7 +37,12 @@ def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tic
     try:
         while not stop.is_set():
             began = time.monotonic()
-            trades = stream.poll()
+            try:
+                trades = stream.poll()
+            except SourceError as exc:  # the database is away: keep what we have, try again
+                log(f"{_stamp()} reading new trades failed, retrying: {exc}")
+                stop.wait(tick_seconds)
+                continue
             result = engine.tick(trades, now_us() if wall_clock else None)
             total += result.trades
             if result.alerts.height:
