@@ -51,7 +51,8 @@ def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tic
                     on_alerts()
                 for row in result.alerts.iter_rows(named=True):
                     log(f"{_stamp()} ALERT {row['spec']} {row['token']} bar {row['ts']:%Y-%m-%d %H:%M:%S} "
-                        f"score {row['score']:.3f} >= {row['threshold']:.3f} ({row['source']} v{row['version']})")
+                        f"score {row['score']:.3f} >= {row['threshold']:.3f} "
+                        f"({'v' + str(row['version']) if row['version'] is not None else row['source']})")
             if time.monotonic() - last_report >= 10 or result.seconds > tick_seconds:
                 last_report = time.monotonic()
                 scored = ", ".join(f"{k} to {datetime.fromtimestamp(v[1] / 1e6, timezone.utc):%H:%M:%S}" for k, v in result.scored.items())
