@@ -58,13 +58,50 @@ def live_command(args: argparse.Namespace) -> int:
     stream = TradeStream(reader, day_start_us(day), engine.late_us)
     refreshed: list[bool] = []
 
-    def first_alerts() -> None:  # the catalog's alerts view then covers the live files too
-        if not refreshed:
+    instance = _instance()
+
+    def first_alerts(alerts: Any) -> None:
+        if not refreshed:  # the catalog's alerts view then covers the live files too
             refreshed.append(True)
             storage.catalog.try_refresh()
+        if instance is not None:
+            observe_live_alerts(instance, alerts)
 
     print(f"live: {', '.join(s.name for s in detectors)} on {reader.where} from {day} 00:00 UTC; tick {tick:g} s, "
           f"late commits up to {late.total_seconds():g} s; alerts in {store.alerts_dir}", flush=True)
     run_live(stream, engine, delivery, tick_seconds=tick, wall_clock=not args.trade_clock, on_alerts=first_alerts,
              log=lambda m: print(m, flush=True))
     return 0
+
+
+def _instance() -> Any:
+    """The Dagster instance of $DAGSTER_HOME (where the UI looks), or None without one."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def observe_live_alerts(instance: Any, alerts: Any) -> None:
+    """Record a tick's live alerts as an observation of the ``alerts`` asset (its day's
+    partition), so the UI lists them in the asset's events beside the daily materializations.
+    Failing to record is a warning, never a stopped service."""
+    import dagster as dg
+
+    try:
+        for day, rows in alerts.group_by(alerts["ts"].dt.date().alias("_day")):
+            table = rows.select("spec", "token", "ts", "score", "threshold", "version", "source")
+            instance.report_runless_asset_event(dg.AssetObservation(
+                asset_key="alerts", partition=day[0].isoformat(),
+                description=f"{rows.height} live alert(s)",
+                metadata={"mode": "live", "alerts": dg.MetadataValue.md(_markdown(table)), "count": rows.height},
+            ))
+    except Exception as exc:  # noqa: BLE001 - the UI record is a convenience
+        print(f"could not record live alerts in the Dagster instance: {exc}", file=sys.stderr, flush=True)
+
+
+def _markdown(frame: Any) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)

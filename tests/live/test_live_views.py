@@ -43,3 +43,19 @@ def test_the_alerts_view_and_command_show_live_and_batch_alerts(home, monkeypatc
     assert main(["alerts", "--start", "2024-01-03", "--end", "2024-01-03"]) == 0
     assert "batch" in capsys.readouterr().out
     assert main(["alerts", "--since", "soon"]) == 2
+
+
+def test_live_alerts_are_observations_of_the_alerts_asset_in_the_dagster_instance():
+    import dagster as dg
+
+    from alevor_assets.cli.live import observe_live_alerts
+
+    now = datetime(2024, 1, 3, 10, 0, 2, tzinfo=timezone.utc)
+    alerts = pl.concat([_live_alert(now, "A"), _live_alert(now, "B")])
+    with dg.DagsterInstance.ephemeral() as instance:
+        observe_live_alerts(instance, alerts)
+        records = instance.fetch_observations(dg.AssetKey("alerts"), limit=10).records
+    assert len(records) == 1
+    obs = records[0].asset_observation
+    assert obs.partition == "2024-01-03" and obs.metadata["count"].value == 2 and obs.metadata["mode"].value == "live"
+    assert "| pump_detector_2s | A |" in obs.metadata["alerts"].value

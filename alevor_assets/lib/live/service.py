@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import polars as pl
+
 from alevor_assets.lib.live.delivery import Delivery
 from alevor_assets.lib.live.engine import LiveEngine
 from alevor_assets.lib.live.source import TradeStream
@@ -23,7 +25,7 @@ def _stamp() -> str:
 
 
 def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tick_seconds: float,
-             wall_clock: bool = True, on_alerts: Callable[[], None] | None = None,
+             wall_clock: bool = True, on_alerts: Callable[[pl.DataFrame], None] | None = None,
              stop: threading.Event | None = None, log: Callable[[str], None] = print) -> None:
     """Tick every ``tick_seconds`` (or as soon as the previous tick ends, when it took longer)
     until ``stop`` is set or SIGTERM/SIGINT arrives. ``wall_clock=False`` closes bars by trade
@@ -48,7 +50,7 @@ def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tic
             if result.alerts.height:
                 delivery.submit(result.alerts)
                 if on_alerts is not None:
-                    on_alerts()
+                    on_alerts(result.alerts)
                 for row in result.alerts.iter_rows(named=True):
                     log(f"{_stamp()} ALERT {row['spec']} {row['token']} bar {row['ts']:%Y-%m-%d %H:%M:%S} "
                         f"score {row['score']:.3f} >= {row['threshold']:.3f} "
