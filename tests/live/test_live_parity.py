@@ -72,3 +72,15 @@ def test_live_scores_and_alerts_equal_the_days_batch_partitions(home, live_db):
     # What the store holds is what the ticks returned, once each.
     stored = LiveStore(built.root).alerts()
     assert stored.height == live_alerts.height == stored.unique(["spec", "token", "ts"]).height
+
+
+def test_a_warm_up_day_never_built_is_said(home):
+    import shutil
+
+    storage = AlevorStorage(home=str(home))
+    wh = storage.warehouse
+    shutil.rmtree(wh.partition_path("bars", D3 - timedelta(days=1), {"interval": "2s"}).parent)
+    engine, _ = live_engine(storage, "postgresql://unused")
+    engine.market.add(wh.read_partition("raw_trades", D3).head(50))
+    assert engine.market.warnings and "never materialized" in engine.market.warnings[0]
+    assert "2024-01-02" in engine.market.warnings[0]

@@ -46,6 +46,7 @@ class LiveMarket:
         self._pending = self.trades  # trades of bars some interval has not closed yet
         self.known: set[str] = set()
         self.too_late = 0  # trades read after their bar had closed
+        self.warnings: list[str] = []  # for the service's log
 
     def add(self, trades: pl.DataFrame) -> None:
         """Take newly read trades (``raw_trades`` columns); load the history of new tokens."""
@@ -64,6 +65,8 @@ class LiveMarket:
     def _load_history(self, tokens: list[str]) -> None:
         """The earlier days each new token's features read, as the day's partition plans them."""
         plan = self.history.plan_for(self.day, self.intervals, pl.DataFrame({"token": tokens}))
+        if plan.missing:  # the daily partition of this day could not be built either
+            self.warnings.append(f"live features of {len(tokens)} token(s) differ from the daily ones: {plan.reason()}")
         frames = [self.past_bars]
         for j in self.intervals:
             read = _read_before(self.wh, "bars", {"interval": j}, self.day, plan.bars_from.get(j, {}), tokens)

@@ -47,6 +47,8 @@ def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tic
                 continue
             result = engine.tick(trades, now_us() if wall_clock else None)
             total += result.trades
+            while engine.market.warnings:
+                log(f"{_stamp()} WARNING {engine.market.warnings.pop(0)}")
             if result.alerts.height:
                 delivery.submit(result.alerts)
                 if on_alerts is not None:
