@@ -14,7 +14,7 @@ PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev,zoo]'
 	touch $@
 
 install: $(BIN)/.installed

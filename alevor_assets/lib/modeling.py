@@ -18,6 +18,7 @@ from alevor_assets.lib.intervals import interval_timedelta
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.thresholds import ThresholdChoice, choose_threshold
 from alevor_assets.lib.training import Trainer
+from alevor_assets.lib.training.base import input_frame
 from alevor_assets.lib.training_set import row_features
 from alevor_assets.lib.validation import (
     InsufficientDataError,
@@ -42,9 +43,9 @@ class TrainResult:
     threshold_choice: ThresholdChoice | None = None
 
 
-def _xyw(rows: pl.DataFrame, features: list[str]) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+def _xyw(rows: pl.DataFrame, features: list[str], trainer: Trainer) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     return (
-        rows.select([pl.col(f).cast(pl.Float64) for f in features]),
+        input_frame(trainer, rows, features),
         rows["label"].to_numpy(),
         rows["weight"].to_numpy().astype(np.float64),
     )
@@ -72,7 +73,7 @@ def validation_threshold(
     validation fold ``rows``, with the validation scores (the final fit and every walk-forward
     fold use this). Multiclass scores (one column per class) keep 0.5: their prediction is the
     arg-max."""
-    x, y, _ = _xyw(rows, features)
+    x, y, _ = _xyw(rows, features, trainer)
     score = trainer.predict_score(x)
     if score.ndim != 1:
         return ThresholdChoice(0.5, "argmax"), score
@@ -131,8 +132,8 @@ def train(spec: ModelSpec, rows: pl.DataFrame, trainer: Trainer, events: pl.Data
             except InsufficientDataError as exc:
                 raise InsufficientDataError(f"spec {spec.name}: {exc}") from None
         _check_detector_data(spec, split, setup)
-    xt, yt, wt = _xyw(split.train.rows, features)
-    xv, yv, wv = _xyw(split.validation.rows, features)
+    xt, yt, wt = _xyw(split.train.rows, features, trainer)
+    xv, yv, wv = _xyw(split.validation.rows, features, trainer)
     trainer.fit(xt, yt, wt, xv, yv, wv)
     if trainer.task == "classification":
         choice, score = validation_threshold(spec, trainer, split.validation.rows, features, setup)
@@ -212,7 +213,7 @@ def evaluate(
 ) -> Evaluation:
     """Test-fold metrics of a fitted model: by task, plus trading metrics for tradable labels and
     per-event metrics for binary detectors (given their ``setup``)."""
-    x, y, _ = _xyw(rows, features)
+    x, y, _ = _xyw(rows, features, trainer)
     score = trainer.predict_score(x)
     thr = threshold if threshold is not None else 0.5
     detection = None
@@ -260,8 +261,8 @@ def walk_forward(
             if trainer.task == "classification":
                 unseen_classes(inner_train, pl.concat([inner_val.select("label"), fold.test.select("label")]),
                                "fold's validation or test rows")
-            xt, yt, wt = _xyw(inner_train, features)
-            xv, yv, wv = _xyw(inner_val, features)
+            xt, yt, wt = _xyw(inner_train, features, trainer)
+            xv, yv, wv = _xyw(inner_val, features, trainer)
             trainer.fit(xt, yt, wt, xv, yv, wv)
         except ValueError as exc:
             results.append({**span, "skipped": str(exc)})

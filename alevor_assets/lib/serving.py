@@ -20,6 +20,7 @@ from alevor_assets.lib.features import FeatureConfig, compute_features
 from alevor_assets.lib.registry import ArtifactIntegrityError, ModelRegistry
 from alevor_assets.lib.specs import ModelSpec, model_specs
 from alevor_assets.lib.training import Trainer
+from alevor_assets.lib.training.base import input_frame
 
 MODEL, FALLBACK = "model", "fallback"
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
@@ -74,7 +75,7 @@ def model_predictions(spec: ModelSpec, features: pl.DataFrame, model: ServingMod
     """Score every feature row with ``model``: the positive-class probability and the decision at
     the model's threshold (binary), the most likely class and its probability (multi-class), or
     the predicted value (regression)."""
-    x = features.select([pl.col(f).cast(pl.Float64) for f in model.features])
+    x = input_frame(model.trainer, features, model.features)
     raw = np.asarray(model.trainer.predict_score(x)) if features.height else np.zeros(0)
     if model.task == "regression":
         score, predicted = pl.Series(raw, dtype=pl.Float64), pl.Series([None] * len(raw), dtype=pl.Int64)

@@ -17,12 +17,26 @@ import polars as pl
 from alevor_assets.lib.plugins import Registry
 
 
+#: The key columns a ``needs_keys`` trainer receives next to the features.
+SEQUENCE_KEYS: tuple[str, ...] = ("token", "ts")
+
+
+def input_frame(trainer: "Trainer", rows: pl.DataFrame, features: list[str]) -> pl.DataFrame:
+    """What ``trainer`` scores or fits on: the features as Float64, preceded by ``token`` and
+    ``ts`` for trainers that need them."""
+    keys = [pl.col(k) for k in SEQUENCE_KEYS] if trainer.needs_keys else []
+    return rows.select([*keys, *(pl.col(f).cast(pl.Float64) for f in features)])
+
+
 class Trainer:
     """Base class for trainers; subclasses are dataclasses registered with ``@register_trainer``."""
 
     name: ClassVar[str]
     task: ClassVar[str]  # "classification" or "regression"
     artifact_file: ClassVar[str] = "model.bin"
+    #: Sequence models set this: their ``x_*`` frames then also hold ``token`` and ``ts``
+    #: (:data:`SEQUENCE_KEYS`) so they can build each row's window of past bars.
+    needs_keys: ClassVar[bool] = False
 
     def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:  # pragma: no cover - interface
