@@ -52,12 +52,13 @@ ui: instance
 models: install
 	$(BIN)/python -m alevor_assets models
 
-## Benchmarks (bars from 10 M and 50 M trades; features on 2-second bars; training and scoring on 1 M rows): prints tables.
+## Benchmarks (bars from 10 M and 50 M trades; features on 2-second bars; training and scoring on 1 M rows; the model zoo on the demo's 1 h direction rows): prints tables.
 bench: install
 	$(BIN)/python -m bench.bars
 	$(BIN)/python -m bench.features
 	$(BIN)/python -m bench.train
 	$(BIN)/python -m bench.score
+	$(BIN)/python -m bench.zoo
 
 ## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL); Ctrl-C stops it.
 live: install
