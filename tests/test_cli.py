@@ -1,5 +1,6 @@
 """The command line a user types: a partition range backfills in one run."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,14 @@ def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch)
                      "labels_pump_detector_2s", "training_set_pump_detector_2s"):
             assert (home / "warehouse" / path / f"date={day}" / "part-0.parquet").exists(), (path, day)
     assert (home / "models/pump_detector_2s/v1/report.md").exists()
+    # The direction model in its three shipped versions (XGBoost on one bar, LSTM and Transformer on
+    # bar sequences): each trained, validated and reported, on the very same split.
+    splits = {}
+    for name, trainer, artifact in (("direction_classifier_1h", "xgboost_classifier", "model.ubj"),
+                                    ("direction_lstm_1h", "lstm_classifier", "model.safetensors"),
+                                    ("direction_transformer_1h", "transformer_classifier", "model.safetensors")):
+        meta = json.loads((home / "models" / name / "v1" / "metadata.json").read_text())
+        assert (meta["trainer"]["name"], meta["artifact"]) == (trainer, artifact)
+        assert (home / "models" / name / "v1" / "report.md").exists()
+        splits[name] = meta["training"]["split"]
+    assert len({json.dumps(s, sort_keys=True) for s in splits.values()}) == 1, splits

@@ -46,6 +46,7 @@ EXPECTED = {
 ALL = sorted(n for n, cls in trainers().items() if cls.__module__.startswith("alevor_assets."))
 CLASSIFIERS = [n for n in ALL if trainers()[n].task == "classification"]
 SKLEARN = [n for n in ALL if trainers()[n].artifact_file == "model.skops"]
+ZOO = [n for n in ALL if trainers()[n].__module__.rsplit(".", 1)[1] in ("leafwise", "oblivious", "sequence_models")]
 # CatBoost's JSON writes leaf values as decimal text: a round trip may move a score by an ulp.
 JSON_FLOATS = {"catboost_classifier", "catboost_regressor"}
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -178,7 +179,7 @@ def test_binary_score_is_the_larger_class(name):
     assert roc_auc_score(y[N_TRAIN:] == 1, score) > 0.8
 
 
-@pytest.mark.parametrize("name", SKLEARN)
+@pytest.mark.parametrize("name", SKLEARN + ZOO)
 def test_missing_and_infinite_values_are_imputed(name):
     rng = np.random.default_rng(3)
     n = 300
@@ -188,6 +189,7 @@ def test_missing_and_infinite_values_are_imputed(name):
     frame = pl.DataFrame(
         {"a": a, "empty": [None] * n, "b": b}, schema={"a": pl.Float64, "empty": pl.Float64, "b": pl.Float64}
     )
+    frame = _keyed(name, frame)
     y = (a > 0).astype(np.int64) if trainers()[name].task == "classification" else a
     trainer = make_trainer(name, FAST.get(name, {}))
     trainer.fit(frame[:200], y[:200], np.ones(200), frame[200:], y[200:], np.ones(100))

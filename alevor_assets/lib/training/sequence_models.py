@@ -118,11 +118,12 @@ class _SequenceTrainer(Trainer):
         self._info: dict[str, Any] = {}
         self._classes: list[int] | None = None
         m = np.asarray(x_train.select([pl.col(c).cast(pl.Float64) for c in self._features]).to_numpy(), dtype=np.float64)
-        m = np.where(np.isfinite(m), m, np.nan)
-        with np.errstate(all="ignore"):
-            mean, scale = np.nanmean(m, axis=0), np.nanstd(m, axis=0)
-        self._mean = np.where(np.isfinite(mean), mean, 0.0)
-        self._scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        seen = np.isfinite(m)
+        count = seen.sum(axis=0)
+        mean = np.where(seen, m, 0.0).sum(axis=0) / np.maximum(count, 1)
+        var = np.where(seen, (m - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count, 1)
+        self._mean = np.where(count > 0, mean, 0.0)  # an all-missing column: 0, scale 1
+        self._scale = np.where((count > 0) & (var > 0), np.sqrt(var), 1.0)
         both = pl.concat([x_train.select(SEQUENCE_KEYS), x_val.select(SEQUENCE_KEYS)])
         self._step_us = bar_step_us(both["token"].cast(pl.Utf8).to_numpy(), both["ts"].dt.epoch("us").to_numpy())
         wt = np.ones(len(y_train)) if w_train is None else np.asarray(w_train, dtype=np.float64)
