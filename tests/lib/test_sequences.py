@@ -120,7 +120,8 @@ def test_no_training_sequence_crosses_a_fold_boundary_or_a_purged_horizon(cls):
             long_windows += len(members) > 24
     assert long_windows > 0  # sequences do span many bars where the fold allows
     # The purged long-horizon row splits T0's training bars: no window bridges hour 119 to 121.
-    t0 = np.flatnonzero((train_keys["token"] == "T0").to_numpy() & (train_keys["ts_us"] == int(purged["ts"].dt.epoch("us")[0]) + HOUR_US).to_numpy())
+    after = int(purged["ts"].dt.epoch("us")[0]) + HOUR_US
+    t0 = np.flatnonzero(((train_keys["token"] == "T0") & (train_keys["ts_us"] == after)).to_numpy())
     assert len(t0) == 1 and (train_w[t0[0]][:-1] == PAD).all()
     assert result.validation_metrics["roc_auc"] is not None
 

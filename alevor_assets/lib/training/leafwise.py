@@ -33,7 +33,9 @@ def encode_classes(name: str, y_train: np.ndarray, y_val: np.ndarray) -> tuple[l
         raise InsufficientDataError(f"training data has a single class {values}; nothing to learn yet")
     absent = sorted(set(values) - {int(c) for c in np.unique(yt)})
     if absent:
-        raise InsufficientDataError(f"{name}: class(es) {absent} occur only in the validation fold; the training fold needs every class")
+        raise InsufficientDataError(
+            f"{name}: class(es) {absent} occur only in the validation fold; the training fold needs every class"
+        )
     return values, np.searchsorted(classes, yt), np.searchsorted(classes, yv)
 
 

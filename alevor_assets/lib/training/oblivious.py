@@ -33,7 +33,8 @@ def check_catboost_json(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a CatBoost JSON model: {exc}") from None
     if not isinstance(doc, dict) or not {"oblivious_trees", "features_info", "model_info"} <= set(doc):
-        raise ValueError(f"{path}: not a CatBoost JSON model (keys {sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__})")
+        what = f"keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{path}: not a CatBoost JSON model ({what})")
     return doc
 
 
@@ -72,7 +73,8 @@ class _CatBoostBase(Trainer):
         likely class)."""
         from catboost import Pool
 
-        values = np.asarray(self._model.get_feature_importance(Pool(float_matrix(x, self._features), feature_names=self._features), type="ShapValues"))
+        pool = Pool(float_matrix(x, self._features), feature_names=self._features)
+        values = np.asarray(self._model.get_feature_importance(pool, type="ShapValues"))
         if values.ndim == 3:  # rows × classes × (features + bias)
             score = self.predict_score(x)
             values = values[np.arange(len(values)), np.asarray(score).argmax(axis=1)]

@@ -246,7 +246,8 @@ class _SequenceTrainer(Trainer):
         self._features = [str(f) for f in pre["features"]]
         self._mean = np.asarray(pre["mean"], dtype=np.float64)
         self._scale = np.asarray(pre["scale"], dtype=np.float64)
-        if len(self._mean) != len(self._features) or len(self._scale) != len(self._features) or arch["inputs"] != len(self._features) + 1:
+        n = len(self._features)
+        if len(self._mean) != n or len(self._scale) != n or arch["inputs"] != n + 1:
             raise ValueError(f"{path}: preprocessing does not match the architecture")
         self._step_us = int(pre["step_us"])
         self._classes = None if pre.get("classes") is None else [int(c) for c in pre["classes"]]
