@@ -8,9 +8,13 @@ export DAGSTER_HOME ?= $(ALEVOR_HOME)/dagster
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
+WORKER_NAME ?= worker1
+CONCURRENCY ?= 1
+SELECT ?= *
+
 PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
-.PHONY: install chromium instance demo test test-fast ui models pg-sample bench live clean
+.PHONY: install chromium instance demo test test-fast ui models pg-sample bench live clean worker daemon webserver backfill bench-scaleout
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +67,26 @@ bench: install
 ## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL); Ctrl-C stops it.
 live: install
 	exec $(BIN)/python -m alevor_assets live
+
+## Scaling out (README "Scaling out"): with ALEVOR_EXECUTOR=celery and ALEVOR_DAGSTER_PG_URL set, a
+## Celery worker (WORKER_NAME, CONCURRENCY steps at once), the daemon, the webserver, and a backfill
+## of START..END (SELECT: a Dagster asset selection) that the daemon launches and the workers run.
+worker: instance
+	exec $(BIN)/python -m alevor_assets worker --name "$(WORKER_NAME)" --concurrency $(CONCURRENCY)
+
+daemon: instance
+	exec $(BIN)/dagster-daemon run -w workspace.yaml
+
+webserver: instance
+	exec $(BIN)/dagster-webserver -w workspace.yaml -h $(HOST) -p $(PORT)
+
+backfill: instance
+	@[ -n "$(START)" ] && [ -n "$(END)" ] || { echo "usage: make backfill START=2024-01-01 END=2024-01-08 [SELECT='raw_trades*']"; exit 2; }
+	$(BIN)/python -m alevor_assets backfill --start $(START) --end $(END) --select '$(SELECT)'
+
+## An 8-day backfill of bars and features: one in-process run, then 1 and 2 Celery workers (prints a table).
+bench-scaleout: install
+	$(BIN)/python -m bench.scaleout
 
 ## Load the demo days of the synthetic market into PostgreSQL Token/Trade tables (database created if missing).
 pg-sample: install

@@ -1,10 +1,5 @@
-"""The code location: everything under ``defs/`` plus resources and the executor.
-
-The in-process executor runs all steps of a run in one process. Measured here, the multiprocess
-executor costs about 2 s per step (a fresh Python process each) against about 0.04 s per asset in
-process, and DuckDB and Polars already use every core inside a step. Scale out by running more
-runs (partitions across workers), not more processes per run; see README "Scaling out".
-"""
+"""The code location: everything under ``defs/`` plus resources, the executor (in process, or
+Celery workers with ALEVOR_EXECUTOR=celery: defs/execution.py says why) and the automation sensor."""
 
 from __future__ import annotations
 
@@ -12,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from alevor_assets.defs.execution import run_executor
 from alevor_assets.defs.resources import build_resources
 
 
@@ -33,5 +29,5 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources(), executor=dg.in_process_executor, sensors=[automation_sensor]),
+        dg.Definitions(resources=build_resources(), executor=run_executor(), sensors=[automation_sensor]),
     )

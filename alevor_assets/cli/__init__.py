@@ -1,10 +1,11 @@
-"""``python -m alevor_assets``: the demo run, the specs, the model registry, predictions and alerts."""
+"""``python -m alevor_assets``: the demo run, the specs, the model registry, predictions and alerts,
+Celery workers and backfills."""
 
 from __future__ import annotations
 
 import argparse
 
-from alevor_assets.cli import core, live, serving
+from alevor_assets.cli import core, live, scaleout, serving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.set_defaults(func=core.load_sample)
     serving.add_commands(sub)
     live.add_commands(sub)
+    scaleout.add_commands(sub)
     table = sub.add_parser("feature-table", help="print the README's feature table (Markdown)")
     table.set_defaults(func=core.feature_table)
     args = parser.parse_args(argv)

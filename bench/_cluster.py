@@ -1,0 +1,89 @@
+"""A Celery deployment on this machine for the scale-out test and benchmark: a RabbitMQ vhost of
+its own, the Dagster daemon and N ``python -m alevor_assets worker`` processes, each in a process
+group of its own so that stopping them leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def rabbitmq_vhost(prefix: str) -> Iterator[str]:
+    """A fresh vhost on the machine's RabbitMQ (guest may use it), deleted afterwards; yields its broker URL."""
+    vhost = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)
+        yield f"pyamqp://guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def stop_groups(pgids: list[int], timeout: float = 60) -> None:
+    """SIGTERM every group (a Celery worker finishes its task, the daemon its tick), SIGKILL what is left."""
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(group_members(g) for g in pgids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pgid in pgids:
+        if group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+@contextmanager
+def cluster(env: dict[str, str], logs: Path, workers: list[str], concurrency: int = 1) -> Iterator[list[subprocess.Popen]]:
+    """``dagster instance migrate``, then the daemon and one worker per name; all stopped on exit."""
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
+    procs: list[subprocess.Popen] = []
+    try:
+        for name in workers:
+            with (logs / f"worker-{name}.log").open("w") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "alevor_assets", "worker", "--name", name, "--concurrency", str(concurrency)],
+                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        with (logs / "daemon.log").open("w") as log:
+            procs.append(subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 300
+        for name in workers:
+            log = logs / f"worker-{name}.log"
+            while f"{name}@" not in log.read_text() or " ready." not in log.read_text():
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"worker {name} did not start: {log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield procs
+    finally:
+        stop_groups([p.pid for p in procs])
+        for p in procs:
+            p.wait(timeout=30)
