@@ -58,3 +58,18 @@ def test_market_data_is_backfilled_before_what_reads_its_earlier_days():
     assert phases(set(groups), groups) == [["bars", "raw_trades"], ["features", "model_x"]]
     assert phases({"features"}, groups) == [["features"]]
     assert phases({"bars"}, groups) == [["bars"]]
+
+
+def test_the_distributed_instance_file_is_valid_dagster_config(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dagster._core.instance.config import dagster_instance_config
+
+    from alevor_assets.instance import InstanceStorage
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    (tmp_path / "dagster.yaml").write_text((deploy / "dagster.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["storage"]["custom"]["class"] == InstanceStorage.__name__
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 8
+    assert config["compute_logs"]["config"]["base_dir"].startswith("/srv/alevor/")
