@@ -37,7 +37,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 def environment(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEVOR_", "DAGSTER_"))}
-    (tmp / "dagster").mkdir(parents=True)
+    (tmp / "dagster").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", tmp / "dagster" / "dagster.yaml")
     env.update(ALEVOR_HOME=str(tmp / "alevor"), DAGSTER_HOME=str(tmp / "dagster"), **extra)
     return env
@@ -75,6 +75,7 @@ def drop(name: str) -> None:
 
 
 def on_workers(tmp: Path, overlay: Path, workers: int) -> dict:
+    tmp.mkdir(parents=True)
     split = tmp / "pipeline.yaml"
     split.write_text(yaml.safe_dump((yaml.safe_load(overlay.read_text()) or {}) | {"backfill": {"days_per_run": DAYS_PER_RUN}}))
     db = database()
