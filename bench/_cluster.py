@@ -61,9 +61,23 @@ def stop_groups(pgids: list[int], timeout: float = 60) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
+def _wait_for_daemons(env: dict[str, str], deadline: float) -> None:
+    """Until the daemon's backfill and run-queue loops have beaten once (the daemon loads the code
+    location first), so a timed backfill does not include the daemon's own start-up."""
+    probe = "import dagster as dg\nwith dg.DagsterInstance.get() as i: print(' '.join(i.get_daemon_heartbeats()))"
+    while True:
+        beats = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=120).stdout
+        if {"BACKFILL", "QUEUED_RUN_COORDINATOR"} <= set(beats.split()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon's backfill and run queue loops did not start: {beats!r}")
+        time.sleep(2)
+
+
 @contextmanager
 def cluster(env: dict[str, str], logs: Path, workers: list[str], concurrency: int = 1) -> Iterator[list[subprocess.Popen]]:
-    """``dagster instance migrate``, then the daemon and one worker per name; all stopped on exit."""
+    """``dagster instance migrate``, then the daemon and one worker per name, yielded once all are
+    ready; all stopped on exit."""
     subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
     procs: list[subprocess.Popen] = []
     try:
@@ -82,6 +96,7 @@ def cluster(env: dict[str, str], logs: Path, workers: list[str], concurrency: in
                 if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                     raise RuntimeError(f"worker {name} did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.5)
+        _wait_for_daemons(env, deadline)
         yield procs
     finally:
         stop_groups([p.pid for p in procs])

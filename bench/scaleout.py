@@ -112,6 +112,7 @@ def breakdown(runs: list[dict], wall: float, workers: int) -> dict:
         "step set-up s/step": sum(s["started"] - s["picked"] for s in steps) / n,
         "step work s/step": sum(s["ended"] - s["started"] for s in steps) / n,
         "no run in progress s": wall - busy,
+        "runs in progress s": busy,
     }
 
 
@@ -130,11 +131,11 @@ def main() -> None:
             rows.append(on_workers(Path(tmp) / f"workers{workers}", overlay, workers))
             print(rows[-1], flush=True)
         print(f"load average after: {os.getloadavg()}", flush=True)
-    one = rows[1]["wall s"]
-    rows.append({"mode": "2 workers / 1 worker", "wall s": rows[2]["wall s"] / one})
+    rows.append({"mode": "2 workers / 1 worker", "wall s": rows[2]["wall s"] / rows[1]["wall s"],
+                 "runs in progress s": rows[2]["runs in progress s"] / rows[1]["runs in progress s"]})
     print()
     print(table(rows, ["mode", "wall s", "runs", "steps", "run start-up s/run", "queue wait s/step", "step set-up s/step",
-                       "step work s/step", "no run in progress s"]))
+                       "step work s/step", "no run in progress s", "runs in progress s"]))
 
 
 if __name__ == "__main__":
