@@ -8,7 +8,10 @@ own). Wall time of each, and where the Celery runs' time goes, from the event lo
 (launched to started), queue wait (task submitted to a worker picking it up), step set-up in the
 worker (picked to STEP_START), the step's own work (STEP_START to STEP_SUCCESS), and the time no
 run was in progress (the backfill daemon ticks every 30 s and waits for a tick between phases).
-``--pipeline FILE`` overlays another pipeline.yaml (e.g. a smaller market).
+``--pipeline FILE`` overlays another pipeline.yaml (e.g. a smaller market). ``--threads N`` caps the
+Polars, Numba and OpenMP threads of every process (the in-process run and each worker) at N: on one
+2-core host, ``--threads 1`` gives each worker one core, as one worker per host would have its
+host's cores, so 1 vs 2 workers measures scale-out rather than two workers sharing the same cores.
 """
 
 from __future__ import annotations
@@ -35,8 +38,14 @@ DAYS_PER_RUN = 4
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+THREAD_VARIABLES = ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+THREADS: int | None = None
+
+
 def environment(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEVOR_", "DAGSTER_"))}
+    if THREADS:
+        env.update({name: str(THREADS) for name in THREAD_VARIABLES})
     (tmp / "dagster").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", tmp / "dagster" / "dagster.yaml")
     env.update(ALEVOR_HOME=str(tmp / "alevor"), DAGSTER_HOME=str(tmp / "dagster"), **extra)
@@ -119,7 +128,11 @@ def breakdown(runs: list[dict], wall: float, workers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scaleout")
     parser.add_argument("--pipeline", type=Path, default=None, help="ALEVOR_PIPELINE overlay (default: the shipped market)")
+    parser.add_argument("--threads", type=int, default=None, help="cap Polars/Numba/OpenMP threads per process")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
+    print(f"threads per process: {THREADS or 'all cores'}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="alevor-scaleout-") as tmp:
         overlay = Path(tmp) / "overlay.yaml"
