@@ -48,12 +48,16 @@ def day_features(
     token_meta = _tokens_of(wh, day)
     for token_slice in wh.token_batches(day):
         trades = read_history(wh, "raw_trades", None, day, plan.trades_from, token_slice)
+        # Each interval's bars are read once per slice (several intervals use the same coarser
+        # ones), and the work that depends only on the trades is shared between the intervals.
+        bars: dict[str, pl.DataFrame | None] = {}
+        memo: dict = {}
         for interval in intervals:
-            parts = [
-                frame for j in [interval, *config.coarser(interval)]
-                if (frame := read_history(wh, "bars", {"interval": j}, day, plan.bars_from[j], token_slice)) is not None
-            ]
-            snap = compute_features(pl.concat(parts), interval, tokens=token_meta, trades=trades, config=config)
+            for j in [interval, *config.coarser(interval)]:
+                if j not in bars:
+                    bars[j] = read_history(wh, "bars", {"interval": j}, day, plan.bars_from[j], token_slice)
+            parts = [frame for j in [interval, *config.coarser(interval)] if (frame := bars[j]) is not None]
+            snap = compute_features(pl.concat(parts), interval, tokens=token_meta, trades=trades, config=config, memo=memo)
             yield interval, _on_day(snap, day)
 
 

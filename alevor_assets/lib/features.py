@@ -28,7 +28,8 @@ it with the columns this module produces.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -271,8 +272,8 @@ def _rush_flags(st: SortedTrades) -> tuple[np.ndarray, np.ndarray]:
     return shared, rush_first
 
 
-def _rush_per_bar(st: SortedTrades, interval: str) -> pl.DataFrame:
-    shared, rush_first = _rush_flags(st)
+def _rush_per_bar(st: SortedTrades, flags: tuple[np.ndarray, np.ndarray], interval: str) -> pl.DataFrame:
+    shared, rush_first = flags
     everything = np.ones(st.rows, dtype=np.bool_)
     step = interval_us(interval)
     code, start, cnt, shared_sum, _, _ = _segment_sums(st, everything, step, shared.astype(np.float64))
@@ -289,13 +290,19 @@ def _pct_change(x: np.ndarray, start: np.ndarray) -> np.ndarray:
     return x / fk.shifted(x, start, 1) - 1.0
 
 
-def _la_morgia(st: SortedTrades, chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
-    """The La Morgia et al. features on buy-trade chunks, keyed by chunk end; the rolling windows
-    run over a series' non-empty chunks and restart with it."""
-    _, rush_first = _rush_flags(st)
+def _chunk_sums(st: SortedTrades, rush_first: np.ndarray, chunk: str) -> tuple[np.ndarray, ...]:
+    """Per buy-trade chunk: code, start, count, quote volume, Σprice, max price, rush orders."""
     step = interval_us(chunk)
     code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
     _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
+    return code, start, cnt, quote, price_sum, price_max, rush
+
+
+def _la_morgia(st: SortedTrades, sums: tuple[np.ndarray, ...], chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
+    """The La Morgia et al. features on buy-trade chunks (their ``sums``), keyed by chunk end; the
+    rolling windows run over a series' non-empty chunks and restart with it."""
+    step = interval_us(chunk)
+    code, start, cnt, quote, price_sum, price_max, rush = sums
     chunks = pl.DataFrame({"token": st.tokens.gather(code), "_end": pl.Series(start + step, dtype=pl.Int64)})
     # A chunk belongs to the series of the day it starts on; its windows are anchored on days.
     chunks = chunks.with_columns(_attach_segments(chunks, segments, pl.col("_end") - step))
@@ -342,6 +349,7 @@ def compute_features(
     tokens: pl.DataFrame | None = None,
     trades: pl.DataFrame | None = None,
     config: FeatureConfig | None = None,
+    memo: dict | None = None,
 ) -> pl.DataFrame:
     """Feature snapshot for every bar of ``interval`` in ``bars`` (Polars in, Polars out).
 
@@ -353,15 +361,19 @@ def compute_features(
     A token without rows on ``config.max_gap`` consecutive UTC days starts a new series: returns,
     windows, EMAs and La Morgia chunks restart, and multi-timeframe and La Morgia values come
     only from the same series. Indicators need a warm-up (see the README table): pass earlier
-    data too and cut the result when you need exact values for a later span.
+    data too and cut the result when you need exact values for a later span. ``memo``: a dict
+    shared by calls on the same ``trades`` for several intervals; what depends only on the trades
+    (or on identical coarser bars) is computed once (the values are those of separate calls).
     """
     config = config or FeatureConfig()
+    memo = _Memo(memo if memo is not None else {}, trades)
     frame = bars.collect() if isinstance(bars, pl.LazyFrame) else bars
     step = interval_us(interval)
     fine = frame.filter(pl.col("interval") == interval)
     coarse = {j: frame.filter(pl.col("interval") == j) for j in config.coarser(interval)}
     with_trades = trades is not None and trades.height > 0
-    segments = series_segments([fine, *coarse.values(), *([trades] if with_trades else [])], config.max_gap_days)
+    trade_days = memo.get("days", lambda: trades.select("token", pl.col("ts").dt.truncate("1d")).unique()) if with_trades else None
+    segments = series_segments([fine, *coarse.values(), *([trade_days] if with_trades else [])], config.max_gap_days)
     fine = fine.with_columns(_attach_segments(fine, segments))
     out = _base_features(fine, interval, config.spans)
     out = out.with_columns(**_time_of_day(pl.col("ts")))
@@ -373,15 +385,16 @@ def compute_features(
     rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
     rush_cols = ["rush_trade_share", "rush_buy_orders"]
     if with_trades:
-        st = SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side"))
-        rush = _rush_per_bar(st, interval)
+        st = memo.get("sorted", lambda: SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side")))
+        flags = memo.get("flags", lambda: _rush_flags(st))
+        rush = _rush_per_bar(st, flags, interval)
         rush = rush.with_columns(_attach_segments(rush, segments))
         rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
         for chunk, window in config.rush_chunks.items():
-            lm = _la_morgia(st, chunk, window, segments)
+            lm = _la_morgia(st, memo.get(("chunks", chunk), lambda c=chunk: _chunk_sums(st, flags[1], c)), chunk, window, segments)
             rights.append(("lm", lm, lm["_end"].to_numpy()))
     for j, rows in coarse.items():
-        coarse_features = _base_features(rows.with_columns(_attach_segments(rows, segments)), j, ())
+        coarse_features = memo.coarse(j, rows.with_columns(_attach_segments(rows, segments)))
         rights.append((j, coarse_features, coarse_features["ts"].dt.epoch("us").to_numpy() + interval_us(j)))
     end_us = out["ts"].dt.epoch("us").to_numpy() + step
     times = [end_us, *(t for _, _, t in rights if len(t))]
@@ -417,6 +430,31 @@ def compute_features(
         extra.append(pl.Series("token_age_hours", [None] * out.height, dtype=pl.Float64))
     out = out.with_columns(extra)
     return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names])
+
+
+class _Memo:
+    """What :func:`compute_features` may reuse across calls on the same trades: results that
+    depend only on them, and the base features of coarser bars equal (series ids included) to
+    those of an earlier call. Anything else is computed afresh."""
+
+    def __init__(self, store: dict, trades: pl.DataFrame | None) -> None:
+        if store.get("trades") is not trades:
+            store.clear()
+            store["trades"] = trades
+        self.store = store
+
+    def get(self, key: object, make: Callable[[], object]) -> Any:
+        if key not in self.store:
+            self.store[key] = make()
+        return self.store[key]
+
+    def coarse(self, interval: str, rows: pl.DataFrame) -> pl.DataFrame:
+        key = ("coarse", interval)
+        seen = self.store.get(key)
+        if seen is None or not seen[0].equals(rows):
+            seen = (rows, _base_features(rows, interval, ()))
+            self.store[key] = seen
+        return seen[1]
 
 
 def restrict_to_window(features: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
