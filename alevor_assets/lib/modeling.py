@@ -23,6 +23,7 @@ from alevor_assets.lib.training_set import row_features
 from alevor_assets.lib.validation import (
     InsufficientDataError,
     Split,
+    by_time,
     chronological_split,
     classification_metrics,
     purge,
@@ -84,7 +85,7 @@ def validation_threshold(
 
 def split_rows(spec: ModelSpec, rows: pl.DataFrame) -> Split:
     return chronological_split(
-        rows.sort("ts", "token"), spec.split.train, spec.split.validation, spec.split.embargo_us
+        by_time(rows), spec.split.train, spec.split.validation, spec.split.embargo_us
     )
 
 
@@ -243,7 +244,7 @@ def walk_forward(
     if spec.walk_forward_folds == 0:
         return {"folds": [], "skipped": "walk_forward_folds is 0"}
     try:
-        folds = walk_forward_folds(rows.sort("ts", "token"), spec.walk_forward_folds, spec.split.embargo_us)
+        folds = walk_forward_folds(by_time(rows), spec.walk_forward_folds, spec.split.embargo_us)
     except ValueError as exc:
         return {"folds": [], "skipped": str(exc)}
     results = []

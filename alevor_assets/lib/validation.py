@@ -58,6 +58,15 @@ def _us(col: str) -> pl.Expr:
     return pl.col(col).dt.epoch("us")
 
 
+def by_time(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in (ts, token) order; without a copy when they already are."""
+    ts, token = pl.col("ts"), pl.col("token")
+    later = (ts > ts.shift(1)) | ((ts == ts.shift(1)) & (token > token.shift(1)))
+    if rows.height < 2 or rows.select(later.slice(1).all()).item():
+        return rows
+    return rows.sort("ts", "token")
+
+
 def purge(rows: pl.DataFrame, fold_start_us: int) -> pl.DataFrame:
     """Rows whose label horizon ends at or before ``fold_start_us`` (the rest would leak)."""
     return rows.filter(_us("horizon_end") <= fold_start_us)
@@ -88,14 +97,14 @@ def chronological_split(
     if not (ts[0] < b1 < b2 <= ts[-1]):
         raise InsufficientDataError("not enough distinct timestamps for a train/validation/test split")
     end = int(ts[-1]) + 1
-    t = rows.filter(_us("ts") < b1)
-    v = rows.filter((_us("ts") >= b1) & (_us("ts") < b2))
-    s = rows.filter(_us("ts") >= b2)
-    t_p, v_p = purge(t, b1), purge(v, b2)
-    purged = (t.height - t_p.height) + (v.height - v_p.height)
-    v_e = v_p.filter(_us("ts") >= b1 + embargo_us)
-    s_e = s.filter(_us("ts") >= b2 + embargo_us)
-    embargoed = (v_p.height - v_e.height) + (s.height - s_e.height)
+    # One boolean mask per fold, so each fold is copied once (the rows filtered in their order).
+    t_us, h_us = (rows[c].dt.epoch("us").to_numpy() for c in ("ts", "horizon_end"))
+    in_t, in_v, in_s = t_us < b1, (t_us >= b1) & (t_us < b2), t_us >= b2
+    keep_t, keep_v = in_t & (h_us <= b1), in_v & (h_us <= b2)
+    keep_v_e, keep_s_e = keep_v & (t_us >= b1 + embargo_us), in_s & (t_us >= b2 + embargo_us)
+    purged = int(in_t.sum() - keep_t.sum() + in_v.sum() - keep_v.sum())
+    embargoed = int(keep_v.sum() - keep_v_e.sum() + in_s.sum() - keep_s_e.sum())
+    t_p, v_e, s_e = rows.filter(keep_t), rows.filter(keep_v_e), rows.filter(keep_s_e)
     return Split(
         train=Fold("train", int(ts[0]), b1, t_p),
         validation=Fold("validation", b1, b2, v_e),
@@ -275,8 +284,10 @@ def walk_forward_folds(
     """
     if embargo_us < 0:
         raise ValueError(f"embargo_us must be >= 0, got {embargo_us}")
-    rows = rows.sort("ts", maintain_order=True)
-    ts = rows.select(_us("ts")).to_series().to_numpy()
+    ts = rows["ts"].dt.epoch("us").to_numpy()
+    if len(ts) > 1 and not (ts[1:] >= ts[:-1]).all():
+        rows = rows.sort("ts", maintain_order=True)
+        ts = rows["ts"].dt.epoch("us").to_numpy()
     bounds = walk_forward_boundaries(ts, n_folds, min_train_fraction)
     folds = []
     for k in range(n_folds):
