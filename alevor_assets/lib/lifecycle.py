@@ -31,7 +31,7 @@ from alevor_assets.lib.registry import ModelRegistry, ModelVersion, PromotionCon
 from alevor_assets.lib.specs import ModelSpec
 from alevor_assets.lib.training import make_trainer
 from alevor_assets.lib.training_set import row_features
-from alevor_assets.lib.validation import InsufficientDataError, evaluate_gate
+from alevor_assets.lib.validation import InsufficientDataError, by_time, evaluate_gate
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse
 
 
@@ -165,6 +165,7 @@ def validate_version(spec: ModelSpec, wh: Warehouse, registry: ModelRegistry, ve
             f"{spec.training_set_asset} changed since {spec.name} v{version} was trained "
             f"(rows {counts} vs {meta['training']['rows_by_partition']}); rematerialize model_{spec.name}"
         )
+    rows = by_time(rows)  # sorted once for the split and the walk-forward folds
     test = split_rows(spec, rows).test.rows
     classes = (meta.get("fit") or {}).get("classes")
     setup = detection_setup(spec, read_events(wh, days), rows)
