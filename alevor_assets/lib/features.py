@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib import feature_kernels as fk
-from alevor_assets.lib.bars import SortedTrades, _fill_many
+from alevor_assets.lib.bars import SortedTrades
 from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the catalog is part of this module's API
     DEFAULT_MAX_GAP,
     DEFAULT_MULTI_TIMEFRAME,
@@ -52,7 +52,17 @@ from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the
     feature_schema,
     feature_table_markdown,
 )
-from alevor_assets.lib.intervals import DAY_US, duration_us, interval_seconds, interval_us
+from alevor_assets.lib.intervals import duration_us, interval_seconds, interval_us
+from alevor_assets.lib.trade_features import (
+    SEGMENT,
+    _attach_segments,
+    _chunk_sums,
+    _finite,
+    _la_morgia,
+    _rush_flags,
+    _rush_per_bar,
+    series_segments,
+)
 from alevor_assets.lib.schemas import UTC_US
 
 def adjust_features_for_time_interval(
@@ -84,31 +94,7 @@ def adjust_features_for_time_interval(
     return framed, windows
 
 
-# Series restart after a token's silence (features.max_gap); _NO_GAP never restarts.
-SEGMENT = "_seg"
-_NO_GAP = 1 << 40
-
-
-def series_segments(frames: Sequence[pl.DataFrame], max_gap_days: int) -> pl.DataFrame:
-    """``token, _day, _seg``: for every UTC day on which a token has rows in any of ``frames``
-    (each with ``token`` and ``ts``), the id of its series. A token's series restarts after
-    ``max_gap_days`` consecutive days without rows, so every family (bars of each interval, La
-    Morgia chunks, coarser bars) agrees on where a series starts; ids increase with token and day.
-    """
-    days = pl.concat(
-        [f.select("token", (pl.col("ts").dt.epoch("us") // DAY_US).alias("_day")) for f in frames if f.height]
-        or [pl.DataFrame(schema={"token": pl.Utf8, "_day": pl.Int64})]
-    ).unique().sort("token", "_day")
-    new = (pl.col("token") != pl.col("token").shift(1)) | (pl.col("_day") - pl.col("_day").shift(1) > max_gap_days)
-    return days.with_columns(new.fill_null(True).cum_sum().cast(pl.Int64).alias(SEGMENT))
-
-
-def _attach_segments(frame: pl.DataFrame, segments: pl.DataFrame, time_us: pl.Expr | None = None) -> pl.Series:
-    """The series id of each row of ``frame`` (by its token and the UTC day of ``time_us``, the
-    row's ``ts`` by default)."""
-    day = ((time_us if time_us is not None else pl.col("ts").dt.epoch("us")) // DAY_US).alias("_day")
-    keyed = frame.select("token", day).join(segments, on=["token", "_day"], how="left", maintain_order="left")
-    return keyed[SEGMENT]
+_NO_GAP = 1 << 40  # a max_gap that never restarts a series
 
 
 def _ordered(bars: pl.DataFrame) -> pl.DataFrame:
@@ -212,11 +198,6 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> p
     return out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    return fk.infinite_to_nan(values if values.flags.writeable else values.copy())
-
-
 def _time_of_day(ts: pl.Expr) -> dict[str, pl.Expr]:
     hour, minute = ts.dt.hour().cast(pl.Float64), ts.dt.minute().cast(pl.Float64)
     return {
@@ -225,110 +206,6 @@ def _time_of_day(ts: pl.Expr) -> dict[str, pl.Expr]:
         "minute_sin": (2 * math.pi * minute / 60).sin(),
         "minute_cos": (2 * math.pi * minute / 60).cos(),
     }
-
-
-def _segment_sums(st: SortedTrades, mask: np.ndarray, step_us: int, weight: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per (token, bucket) of ``step_us`` over the rows in ``mask``: code, start, count, Σweight,
-    Σprice, max price; one sequential pass each, like the bars."""
-    codes, ts, price = st.codes[mask], st.ts[mask], st.price[mask]
-    if len(ts) == 0:
-        empty = np.zeros(0)
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty
-    bucket = ts // step_us
-    opens = np.empty(len(ts), dtype=np.bool_)
-    opens[0] = True
-    opens[1:] = (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])
-    n = int(opens.sum())
-    one_spec = opens[:, None]
-    offsets = np.array([0, n], dtype=np.int64)
-    steps = np.array([step_us], dtype=np.int64)
-    no_buys = np.zeros(len(ts), np.bool_)
-    # With amount = 1 the kernel's "volume" is the count and its "quote volume" is Σ price.
-    code, start, _o, high, _l, _c, _v, price_sum, _bv, _sv, cnt = _fill_many(
-        one_spec, codes, ts, price, np.ones(len(ts)), no_buys, steps, offsets
-    )
-    _, _, _, _, _, _, weight_sum, _, _, _, _ = _fill_many(one_spec, codes, ts, price, weight[mask], no_buys, steps, offsets)
-    return code, start, cnt, weight_sum, price_sum, high
-
-
-def _rush_flags(st: SortedTrades) -> tuple[np.ndarray, np.ndarray]:
-    """Per trade: shares its millisecond with another trade of the token; and first trade of a
-    buy millisecond with more than one buy (one rush order)."""
-    ms = st.ts // 1000
-    same_prev = np.zeros(st.rows, dtype=np.bool_)
-    same_prev[1:] = (st.codes[1:] == st.codes[:-1]) & (ms[1:] == ms[:-1])
-    same_next = np.append(same_prev[1:], False)
-    shared = same_prev | same_next
-    # Buy trades only, grouped by millisecond: a group of two or more is one rush order.
-    b = st.is_buy
-    bcode, bms = st.codes[b], ms[b]
-    first = np.ones(len(bms), dtype=np.bool_)
-    first[1:] = (bcode[1:] != bcode[:-1]) | (bms[1:] != bms[:-1])
-    group_size = np.diff(np.append(np.flatnonzero(first), len(bms)))
-    rush_first_b = np.zeros(len(bms), dtype=np.bool_)
-    rush_first_b[np.flatnonzero(first)[group_size > 1]] = True
-    rush_first = np.zeros(st.rows, dtype=np.bool_)
-    rush_first[np.flatnonzero(b)] = rush_first_b
-    return shared, rush_first
-
-
-def _rush_per_bar(st: SortedTrades, flags: tuple[np.ndarray, np.ndarray], interval: str) -> pl.DataFrame:
-    shared, rush_first = flags
-    everything = np.ones(st.rows, dtype=np.bool_)
-    step = interval_us(interval)
-    code, start, cnt, shared_sum, _, _ = _segment_sums(st, everything, step, shared.astype(np.float64))
-    _, _, _, rush_sum, _, _ = _segment_sums(st, everything, step, rush_first.astype(np.float64))
-    return pl.DataFrame({
-        "token": st.tokens.gather(code),
-        "ts": pl.Series(start, dtype=pl.Int64).cast(UTC_US),
-        "rush_trade_share": shared_sum / cnt,
-        "rush_buy_orders": rush_sum,
-    })
-
-
-def _pct_change(x: np.ndarray, start: np.ndarray) -> np.ndarray:
-    return x / fk.shifted(x, start, 1) - 1.0
-
-
-def _chunk_sums(st: SortedTrades, rush_first: np.ndarray, chunk: str) -> tuple[np.ndarray, ...]:
-    """Per buy-trade chunk: code, start, count, quote volume, Σprice, max price, rush orders."""
-    step = interval_us(chunk)
-    code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
-    _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
-    return code, start, cnt, quote, price_sum, price_max, rush
-
-
-def _la_morgia(st: SortedTrades, sums: tuple[np.ndarray, ...], chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
-    """The La Morgia et al. features on buy-trade chunks (their ``sums``), keyed by chunk end; the
-    rolling windows run over a series' non-empty chunks and restart with it."""
-    step = interval_us(chunk)
-    code, start, cnt, quote, price_sum, price_max, rush = sums
-    chunks = pl.DataFrame({"token": st.tokens.gather(code), "_end": pl.Series(start + step, dtype=pl.Int64)})
-    # A chunk belongs to the series of the day it starts on; its windows are anchored on days.
-    chunks = chunks.with_columns(_attach_segments(chunks, segments, pl.col("_end") - step))
-    series = fk.segment_starts(chunks[SEGMENT].to_numpy())
-    day = start // DAY_US
-    values = {"rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
-              "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max}
-    stats = {}
-    for name, x in values.items():
-        mean, sd = fk.rolling_mean_std_anchored(np.ascontiguousarray(x, dtype=np.float64), day, series, window)
-        stats[name] = (mean, sd)
-    short = {name: fk.rolling_mean_std_anchored(np.ascontiguousarray(values[name], dtype=np.float64), day, series, LM_PRICE_WINDOW)[0]
-             for name in ("price_mean", "price_max")}
-    p = f"lm_{chunk}_"
-    with np.errstate(divide="ignore", invalid="ignore"):
-        features = {
-            "std_rush_order": _pct_change(stats["rush"][1], series),
-            "avg_rush_order": _pct_change(stats["rush"][0], series),
-            "std_trades": _pct_change(stats["trades"][1], series),
-            "std_volume": _pct_change(stats["volume"][1], series),
-            "avg_volume": _pct_change(stats["volume"][0], series),
-            "std_price": _pct_change(stats["price_mean"][1], series),
-            "avg_price": _pct_change(short["price_mean"], series),
-            "avg_price_max": _pct_change(short["price_max"], series),
-        }
-    return chunks.with_columns([pl.Series(p + k, _finite(v), dtype=pl.Float64, nan_to_null=True) for k, v in features.items()])
 
 
 def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False) -> pl.Series:
