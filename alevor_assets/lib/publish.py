@@ -102,7 +102,7 @@ class Staging:
             else:
                 live.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(new, live)
-            _fsync_dir(live.parent)
+            fsync_dir(live.parent)
         return [p.final for p in staged]
 
     def discard(self) -> None:
@@ -219,7 +219,8 @@ def _retire(tree: Path, staging_root: Path) -> None:
     os.rename(tree, retired / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from alevor_assets.lib.alerts import ALERT_SCHEMA
+from alevor_assets.lib.publish import fsync_dir
 
 LIVE_ALERT_SCHEMA: dict[str, pl.DataType] = {
     **ALERT_SCHEMA, "mode": pl.String(), "written_at": pl.Datetime("us", "UTC"),
@@ -32,14 +33,6 @@ def alert_ids(frame: pl.DataFrame) -> list[str]:
     return frame.select(pl.format("{}|{}|{}", "spec", "token", pl.col("ts").dt.epoch("us"))).to_series().to_list()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as fh:
@@ -47,7 +40,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class LiveStore:
@@ -69,7 +62,7 @@ class LiveStore:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.alerts_dir)
+        fsync_dir(self.alerts_dir)
         return path
 
     def alerts(self) -> pl.DataFrame:

@@ -28,6 +28,15 @@ def input_frame(trainer: "Trainer", rows: pl.DataFrame, features: list[str]) -> 
     return rows.select([*keys, *(pl.col(f).cast(pl.Float64) for f in features)])
 
 
+def recorded_fit_info(trainer: "Trainer") -> dict[str, Any]:
+    """The features a trainer was fitted on, its classes (classifiers) and what its fit recorded in
+    ``_info``: the ``fit_info`` of trainers that keep those three attributes."""
+    info: dict[str, Any] = {"features": list(getattr(trainer, "_features", []))}
+    if trainer.task == "classification":
+        info["classes"] = getattr(trainer, "_classes", None)
+    return {**info, **getattr(trainer, "_info", {})}
+
+
 class Trainer:
     """Base class for trainers; subclasses are dataclasses registered with ``@register_trainer``."""
 

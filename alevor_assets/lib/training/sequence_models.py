@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, _threads, register_trainer
+from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, _threads, register_trainer, recorded_fit_info
 from alevor_assets.lib.training.sequences import bar_step_us, sequence_windows
 from alevor_assets.lib.training.sklearn_base import _balanced, _positive_float, _positive_int
 from alevor_assets.lib.validation import InsufficientDataError
@@ -220,10 +220,7 @@ class _SequenceTrainer(Trainer):
         return proba[:, 1] if proba.shape[1] == 2 else proba
 
     def fit_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"features": list(getattr(self, "_features", []))}
-        if self.task == "classification":
-            info["classes"] = getattr(self, "_classes", None)
-        return {**info, **getattr(self, "_info", {})}
+        return recorded_fit_info(self)
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:

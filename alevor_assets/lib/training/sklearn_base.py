@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer
+from alevor_assets.lib.training.base import Trainer, recorded_fit_info
 from alevor_assets.lib.training.skops_io import _SKOPS_FORMAT, check_skops_file
 from alevor_assets.lib.validation import InsufficientDataError
 
@@ -150,10 +150,7 @@ class _SklearnTrainer(Trainer):
         return {f: float(v) for f, v in zip(self._features, values)}
 
     def fit_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"features": list(getattr(self, "_features", []))}
-        if self.task == "classification":
-            info["classes"] = getattr(self, "_classes", None)
-        return {**info, **getattr(self, "_info", {})}
+        return recorded_fit_info(self)
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
