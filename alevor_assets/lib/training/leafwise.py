@@ -39,6 +39,17 @@ def encode_classes(name: str, y_train: np.ndarray, y_val: np.ndarray) -> tuple[l
     return values, np.searchsorted(classes, yt), np.searchsorted(classes, yv)
 
 
+def classifier_targets(name: str, y_train: np.ndarray, w_train: np.ndarray, y_val: np.ndarray,
+                       balance: bool) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`encode_classes` plus the training weights, re-weighted to balance the classes when
+    ``balance`` is on: what a gradient-boosting classifier is fitted with."""
+    classes, yt, yv = encode_classes(name, y_train, y_val)
+    wt = np.asarray(w_train, dtype=np.float64)
+    if balance:
+        wt = wt * _balanced(yt, len(classes))
+    return classes, yt, yv, wt
+
+
 def float_matrix(x: pl.DataFrame, features: list[str]) -> np.ndarray:
     m = np.asarray(x.select([pl.col(c).cast(pl.Float64) for c in features]).to_numpy(), dtype=np.float64)
     return np.where(np.isfinite(m), m, np.nan)
@@ -139,10 +150,7 @@ class LightGBMClassifier(_LightGBMBase):
     def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         self._features = [str(c) for c in x_train.columns]
-        classes, yt, yv = encode_classes(self.name, y_train, y_val)
-        wt = np.asarray(w_train, dtype=np.float64)
-        if self.balance_classes:
-            wt = wt * _balanced(yt, len(classes))
+        classes, yt, yv, wt = classifier_targets(self.name, y_train, w_train, y_val, self.balance_classes)
         multi = len(classes) > 2
         params = ({"objective": "multiclass", "num_class": len(classes), "metric": "multi_logloss"}
                   if multi else {"objective": "binary", "metric": "binary_logloss"})

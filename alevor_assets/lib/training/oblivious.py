@@ -20,8 +20,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib.training.base import Trainer, _threads, register_trainer
-from alevor_assets.lib.training.leafwise import encode_classes, float_matrix
-from alevor_assets.lib.training.sklearn_base import _balanced
+from alevor_assets.lib.training.leafwise import classifier_targets, float_matrix
 
 
 def check_catboost_json(path: Path) -> dict[str, Any]:
@@ -117,10 +116,7 @@ class CatBoostClassifierTrainer(_CatBoostBase):
         from catboost import CatBoostClassifier
 
         self._features = [str(c) for c in x_train.columns]
-        classes, yt, yv = encode_classes(self.name, y_train, y_val)
-        wt = np.asarray(w_train, dtype=np.float64)
-        if self.balance_classes:
-            wt = wt * _balanced(yt, len(classes))
+        classes, yt, yv, wt = classifier_targets(self.name, y_train, w_train, y_val, self.balance_classes)
         loss = "MultiClass" if len(classes) > 2 else "Logloss"
         self._fit(CatBoostClassifier(**self._common(), loss_function=loss),
                   float_matrix(x_train, self._features), yt, wt,
