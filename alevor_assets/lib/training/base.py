@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib.plugins import Registry
+from alevor_assets.lib.validation import InsufficientDataError
 
 
 #: The key columns a ``needs_keys`` trainer receives next to the features.
@@ -26,6 +27,21 @@ def input_frame(trainer: "Trainer", rows: pl.DataFrame, features: list[str]) -> 
     ``ts`` for trainers that need them."""
     keys = [pl.col(k) for k in SEQUENCE_KEYS] if trainer.needs_keys else []
     return rows.select([*keys, *(pl.col(f).cast(pl.Float64) for f in features)])
+
+
+def encode_classes(name: str, y_train: np.ndarray, y_val: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Sorted class values and both folds' labels mapped to 0..k-1; every class must be in training."""
+    yt, yv = np.asarray(y_train).astype(np.int64), np.asarray(y_val).astype(np.int64)
+    classes = np.unique(np.concatenate([yt, yv]))
+    values = [int(c) for c in classes]
+    if len(classes) < 2:
+        raise InsufficientDataError(f"training data has a single class {values}; nothing to learn yet")
+    absent = sorted(set(values) - {int(c) for c in np.unique(yt)})
+    if absent:
+        raise InsufficientDataError(
+            f"{name}: class(es) {absent} occur only in the validation fold; the training fold needs every class"
+        )
+    return values, np.searchsorted(classes, yt), np.searchsorted(classes, yv)
 
 
 def recorded_fit_info(trainer: "Trainer") -> dict[str, Any]:

@@ -16,27 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer, _threads, register_trainer
+from alevor_assets.lib.training.base import Trainer, _threads, encode_classes, register_trainer
 from alevor_assets.lib.training.sklearn_base import _balanced
-from alevor_assets.lib.validation import InsufficientDataError
 
 #: The objectives a loaded LightGBM model may declare.
 LIGHTGBM_OBJECTIVES = ("binary", "multiclass", "regression", "regression_l1", "huber")
-
-
-def encode_classes(name: str, y_train: np.ndarray, y_val: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Sorted class values and both folds' labels mapped to 0..k-1; every class must be in training."""
-    yt, yv = np.asarray(y_train).astype(np.int64), np.asarray(y_val).astype(np.int64)
-    classes = np.unique(np.concatenate([yt, yv]))
-    values = [int(c) for c in classes]
-    if len(classes) < 2:
-        raise InsufficientDataError(f"training data has a single class {values}; nothing to learn yet")
-    absent = sorted(set(values) - {int(c) for c in np.unique(yt)})
-    if absent:
-        raise InsufficientDataError(
-            f"{name}: class(es) {absent} occur only in the validation fold; the training fold needs every class"
-        )
-    return values, np.searchsorted(classes, yt), np.searchsorted(classes, yv)
 
 
 def classifier_targets(name: str, y_train: np.ndarray, w_train: np.ndarray, y_val: np.ndarray,

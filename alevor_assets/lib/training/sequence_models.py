@@ -23,10 +23,9 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, _threads, register_trainer, recorded_fit_info
+from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, _threads, register_trainer, encode_classes, recorded_fit_info
 from alevor_assets.lib.training.sequences import bar_step_us, sequence_windows
 from alevor_assets.lib.training.sklearn_base import _balanced, _positive_float, _positive_int
-from alevor_assets.lib.validation import InsufficientDataError
 
 
 @contextmanager
@@ -146,16 +145,9 @@ class _SequenceTrainer(Trainer):
             self._train(torch, self._inputs(x_train), yt, wt, self._inputs(x_val), yv, wv)
 
     def _encode(self, y_train: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        yt, yv = np.asarray(y_train).astype(np.int64), np.asarray(y_val).astype(np.int64)
-        classes = np.unique(np.concatenate([yt, yv]))
-        self._classes = [int(c) for c in classes]
-        if len(classes) < 2:
-            raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
-        absent = sorted(set(self._classes) - {int(c) for c in np.unique(yt)})
-        if absent:
-            raise InsufficientDataError(f"{self.name}: class(es) {absent} occur only in the validation fold; "
-                                        "the training fold needs every class")
-        return np.searchsorted(classes, yt), np.searchsorted(classes, yv)
+        """Map class labels (any ints, e.g. -1/0/1) to 0..k-1 in sorted order."""
+        self._classes, yt, yv = encode_classes(self.name, y_train, y_val)
+        return yt, yv
 
     def _architecture(self) -> dict[str, Any]:
         return {"kind": self.kind, "inputs": len(self._features) + 1, "outputs": self._outputs,

@@ -19,9 +19,8 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer, recorded_fit_info
+from alevor_assets.lib.training.base import Trainer, encode_classes, recorded_fit_info
 from alevor_assets.lib.training.skops_io import _SKOPS_FORMAT, check_skops_file
-from alevor_assets.lib.validation import InsufficientDataError
 
 
 def _imputer() -> Any:
@@ -111,19 +110,8 @@ class _SklearnTrainer(Trainer):
 
     def _encode(self, y_train: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map class labels (any ints, e.g. -1/0/1) to 0..k-1 in sorted order."""
-        yt = np.asarray(y_train).astype(np.int64)
-        yv = np.asarray(y_val).astype(np.int64)
-        classes = np.unique(np.concatenate([yt, yv]))
-        self._classes = [int(c) for c in classes]
-        if len(classes) < 2:
-            raise InsufficientDataError(f"training data has a single class {self._classes}; nothing to learn yet")
-        absent = sorted(set(self._classes) - {int(c) for c in np.unique(yt)})
-        if absent:
-            raise InsufficientDataError(
-                f"{self.name}: class(es) {absent} occur only in the validation fold; the training fold "
-                "needs every class"
-            )
-        return np.searchsorted(classes, yt), np.searchsorted(classes, yv)
+        self._classes, yt, yv = encode_classes(self.name, y_train, y_val)
+        return yt, yv
 
     @staticmethod
     def _weights(w: np.ndarray | None, n: int) -> np.ndarray:
