@@ -35,17 +35,22 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # killpg(0) also succeeds while only zombies are left; look for a live member.
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return not os.path.isdir("/proc")
+    return not os.path.isdir("/proc") or bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` (zombies excluded), from ``/proc``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
