@@ -5,7 +5,6 @@ then its test-fold metrics and gate. Prints one JSON line: fit seconds, peak mem
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import replace

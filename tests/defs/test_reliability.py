@@ -10,12 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import polars as pl
 import pytest
 
 from alevor_assets.defs.market_data.assets import bars, raw_trades
 from alevor_assets.defs.resources import FilesSource
-from tests.conftest import REPO, small_settings, small_source
+from tests.conftest import small_settings, small_source
 from tests.helpers import materialize_range, snapshot
 
 D1, D2, D3, D4 = (date(2024, 3, 1) + timedelta(days=i) for i in range(4))
