@@ -1,10 +1,12 @@
-"""How one live tick's feature step grows with the day: ``python -m bench.live_scaling``.
+"""How one live tick's cost follows the day: ``python -m bench.live_scaling``.
 
-The live path recomputes the features of newly closed bars over each active token's day so far
-(La Morgia windows sum per UTC day; see README "Live alerts"), so its cost per tick grows with the
-time since midnight. This measures ``LiveMarket.features`` for every token (the bench's 1,000
-trades per second across 200 tokens, random walks, in memory, no database) at several points of
-the day: the seconds one tick spends there, best of two.
+At several points of a day (the bench's 1,000 trades per second across 200 tokens, random walks,
+in memory, no database), a ``LiveMarket`` takes the day so far and computes the features of every
+token once (the cold start a restarted service pays: each token's whole series), then runs ten
+2-second ticks as the service does: add the trades of the last two seconds, close the bars,
+compute the features of the new bars from each token's resume row. Prints the cold step and the
+median and worst tick (close and features), in seconds, the 2-second rows a tick computes, and
+what the market holds in memory afterwards.
 """
 
 from __future__ import annotations
@@ -55,24 +57,36 @@ def main() -> None:
                            rush_chunks=dict(raw["rush_chunks"]), max_gap=raw["max_gap"])
     needs = WarmupNeeds.of(config, int(raw["warmup_bars"]), int(raw["max_warmup_days"]), DAY)
     rng = np.random.default_rng(3)
-    print("| minutes after midnight | trades in memory | 2s bars | features seconds per tick |\n|---|---|---|---|")
+    print("| minutes after midnight | trades so far | cold features (s) | tick median (s) | tick worst (s) | 2s rows per tick "
+          "| bar rows held | trades held |\n|---|---|---|---|---|---|---|---|")
     for minutes in (float(m) for m in args.minutes.split(",")):
-        trades = _trades(minutes, args.rate, args.tokens, rng)
-        wh = Warehouse(Path(tempfile.mkdtemp()) / "warehouse")
-        market = LiveMarket(wh, needs, config, ["2s", *config.coarser("2s")], DAY)
-        market.add(trades)
+        ticks = 10
+        trades = _trades(minutes + ticks * 2 / 60, args.rate, args.tokens, rng)
+        ts = trades["ts"].dt.epoch("us").to_numpy()
         end = day_start_us(DAY) + int(minutes * 60e6)
+        wh = Warehouse(Path(tempfile.mkdtemp()) / "warehouse")
+        market = LiveMarket(wh, needs, config, ["2s"], DAY)
+        cut = int(np.searchsorted(ts, end))
+        market.add(trades.slice(0, cut))
         market.close(end)
-        tokens = sorted(market.known)
-        best = float("inf")
-        for _ in range(2):
+        began = time.perf_counter()
+        market.features("2s", sorted(market.known), day_start_us(DAY), end, None)
+        cold = time.perf_counter() - began
+        seconds, rows = [], []
+        for k in range(1, ticks + 1):
+            clock = end + k * 2_000_000
+            nxt = int(np.searchsorted(ts, clock))
             began = time.perf_counter()
-            market.features("2s", tokens, end - 2_000_000, end, None)
-            best = min(best, time.perf_counter() - began)
-        bars = market.bars.filter(pl.col("interval") == "2s").height
-        print(f"| {minutes:g} | {trades.height:,} | {bars:,} | {best:.2f} |", flush=True)
+            market.add(trades.slice(cut, nxt - cut))
+            market.close(clock)
+            new = market.closed_bars("2s", clock - 2_000_000, clock)
+            market.features("2s", new["token"].unique().sort().to_list(), clock - 2_000_000, clock, None)
+            seconds.append(time.perf_counter() - began)
+            rows.append(market.rows_computed.get("2s", 0))
+            cut = nxt
+        print(f"| {minutes:g} | {cut:,} | {cold:.2f} | {float(np.median(seconds)):.2f} | {max(seconds):.2f} | "
+              f"{int(np.median(rows)):,} | {market.bars_held:,} | {market.pending_trades:,} |", flush=True)
         del trades, market
-
 
 if __name__ == "__main__":
     main()

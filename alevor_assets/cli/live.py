@@ -49,8 +49,7 @@ def live_command(args: argparse.Namespace) -> int:
     base = source.reader()
     reader = WindowReader(base.url, base.layout, chunk_rows=base.chunk_rows, retries=base.retries)
     config = settings.feature_config()
-    intervals = [i for s in detectors for i in (s.interval, *config.coarser(s.interval))]
-    market = LiveMarket(storage.warehouse, settings.warmup_needs(start_date()), config, intervals, day)
+    market = LiveMarket(storage.warehouse, settings.warmup_needs(start_date()), config, [s.interval for s in detectors], day)
     store = LiveStore(storage.root)
     engine = LiveEngine(market, detectors, storage.registry, store, late, tokens_of=lambda: reader.tokens(day), wh=storage.warehouse)
     delivery = Delivery(store, os.environ.get("ALEVOR_ALERT_COMMAND") or None, os.environ.get("ALEVOR_ALERT_WEBHOOK") or None,

@@ -5,7 +5,8 @@ kernel restarts at each token (a series: a token restarts after a long silence),
 values depend on its own rows only. Windows are summed directly (or, for wall-clock spans, from
 prefix sums anchored at span-aligned blocks), never with a running add/subtract: a value never
 depends on where the series was read from, so a partition computed with its warm-up equals the
-same rows of the continuous series bit for bit.
+same rows of the continuous series bit for bit. The recursive kernels (EMAs, day-anchored sums)
+can resume a series from a later row given their state there (the live path's ticks).
 """
 
 from __future__ import annotations
@@ -85,20 +86,24 @@ def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def rolling_mean_std_anchored(x, block, start, k):  # pragma: no cover - compiled
-    """Mean and sample standard deviation (ddof 1) of the last ``k`` values of the series, for
-    long windows (hundreds of rows). Each block (rows with the same ``block``, e.g. a UTC day)
-    keeps prefix sums of its values about the block's first value; a window adds up the pieces
-    of the blocks it covers about its last block's reference. A value thus depends only on the
-    rows of the blocks its window touches, never on where the series was read from, and the
-    centred sums keep the variance accurate for prices far from zero."""
+def anchored_prefix(x, block, start, init_ref, init_p1, init_p2):  # pragma: no cover - compiled
+    """The running sums ``anchored_mean_std`` reads: each block (rows with the same ``block``,
+    e.g. a UTC day) keeps prefix sums of its values about the block's first value (``ref``,
+    ``p1``, ``p2``) and the index of its first row (``first``). A series passed from a row inside
+    a block resumes there from ``init_*`` (that row's sums in the whole series; NaN: not resumed),
+    its block's first row lying before the rows passed (``first`` = -1)."""
     n = len(x)
     ref = np.empty(n)
     p1 = np.empty(n)
     p2 = np.empty(n)
     first = np.empty(n, np.int64)
     for i in range(n):
-        if i == start[i] or block[i] != block[i - 1]:
+        if i == start[i] and init_ref[i] == init_ref[i]:
+            first[i] = -1
+            ref[i] = init_ref[i]
+            p1[i] = init_p1[i]
+            p2[i] = init_p2[i]
+        elif i == start[i] or block[i] != block[i - 1]:
             first[i] = i
             ref[i] = x[i]
             p1[i] = 0.0
@@ -109,11 +114,24 @@ def rolling_mean_std_anchored(x, block, start, k):  # pragma: no cover - compile
             d = x[i] - ref[i]
             p1[i] = p1[i - 1] + d
             p2[i] = p2[i - 1] + d * d
+    return ref, p1, p2, first
+
+
+@njit(cache=True, nogil=True)
+def anchored_mean_std(ref, p1, p2, first, start, k):  # pragma: no cover - compiled
+    """Mean and sample standard deviation (ddof 1) of the last ``k`` values of the series, for
+    long windows (hundreds of rows), from ``anchored_prefix``: a window adds up the pieces of the
+    blocks it covers about its last block's reference. A value thus depends only on the rows of
+    the blocks its window touches, never on where the series was read from, and the centred sums
+    keep the variance accurate for prices far from zero. In a resumed series a window needs the
+    row before it too."""
+    n = len(ref)
     mean = np.empty(n)
     std = np.empty(n)
     for i in range(n):
         lo = i - k + 1
-        if lo < start[i]:
+        s = start[i]
+        if lo < s or (first[s] < 0 and lo == s):
             mean[i] = NAN
             std[i] = NAN
             continue
@@ -137,20 +155,24 @@ def rolling_mean_std_anchored(x, block, start, k):  # pragma: no cover - compile
 
 
 @njit(cache=True, nogil=True)
-def ema_seeded(x, start, period, seed_offset, k, wilder):  # pragma: no cover - compiled
+def ema_seeded(x, start, pos, init, period, seed_offset, k, wilder):  # pragma: no cover - compiled
     """TA-Lib's recursive smoothing, with TA-Lib's operation order so results match it to the
-    last bits: NaN before position ``seed_offset`` of the token; there, the mean of the
-    ``period`` values ending at it; then ``y = (x - y) * k + y`` (EMA, k = 2/(n+1)) or
-    ``y = (y * (n - 1) + x) / n`` (Wilder)."""
+    last bits: NaN before position ``seed_offset`` of the series (``pos``: each row's position in
+    its series); there, the mean of the ``period`` values ending at it; then
+    ``y = (x - y) * k + y`` (EMA, k = 2/(n+1)) or ``y = (y * (n - 1) + x) / n`` (Wilder).
+    A series passed from a later row on (its first row's ``pos`` past ``seed_offset``) resumes
+    from ``init`` at that row: the value the whole series has there."""
     n = len(x)
     out = np.empty(n)
     y = NAN
     for i in range(n):
-        pos = i - start[i]
-        if pos < seed_offset:
+        p = pos[i]
+        if p < seed_offset:
             out[i] = NAN
             continue
-        if pos == seed_offset:
+        if i == start[i] and p > seed_offset:
+            y = init[i]
+        elif p == seed_offset:
             acc = 0.0
             for j in range(i - period + 1, i + 1):
                 acc += x[j]

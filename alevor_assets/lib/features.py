@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from alevor_assets.lib import feature_kernels as fk
-from alevor_assets.lib.bars import SortedTrades
 from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the catalog is part of this module's API
     DEFAULT_MAX_GAP,
     DEFAULT_MULTI_TIMEFRAME,
@@ -54,13 +54,12 @@ from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the
 )
 from alevor_assets.lib.intervals import duration_us, interval_seconds, interval_us
 from alevor_assets.lib.trade_features import (
+    LM_STATE,
     SEGMENT,
+    TradeTables,
     _attach_segments,
-    _chunk_sums,
     _finite,
     _la_morgia,
-    _rush_flags,
-    _rush_per_bar,
     series_segments,
 )
 from alevor_assets.lib.schemas import UTC_US
@@ -112,14 +111,29 @@ def _ordered(bars: pl.DataFrame) -> pl.DataFrame:
     return bars[np.lexsort((ts, codes))]
 
 
-def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> pl.DataFrame:
+# The recursive (EMA) indicators of a series, in the order _base_features computes them: what a
+# series continued from a later row needs (see SeriesState).
+EMA_STATE = ("_avg_gain", "_avg_loss", "_ema_fast", "_ema_slow", "_ema_signal", "_atr")
+POS = "_pos"
+# Rows behind a resumed series' first new row whose values that row's bar-count windows read,
+# directly or through a one-row difference (return_60, realized_vol_60 and volume_zscore_60 read
+# 61); twice that, so a resume never reaches back into the EMAs' seeding (position 33).
+RESUME_MARGIN_ROWS = 2 * max(HORIZONS) + 8
+
+
+def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str], resume: pl.DataFrame | None = None,
+                   keep_state: bool = False) -> pl.DataFrame:
     """The per-bar, bar-count and wall-clock families for one interval, computed per series (a
     token, restarted after a long silence) by compiled kernels; ``token, interval, ts, close,
-    _seg`` and the features, in (token, ts) order. ``bars`` carries ``_seg``."""
+    _seg`` and the features, in (token, ts) order. ``bars`` carries ``_seg``. ``resume`` (``token,
+    ts, _pos`` and :data:`EMA_STATE`): series whose first row passed is that row of a longer
+    series, at that position and with those recursive values; ``keep_state`` adds ``_pos`` and
+    :data:`EMA_STATE` to the output."""
     b, windows = adjust_features_for_time_interval(bars, interval, spans)
     n = b.height
     start = fk.segment_starts(b[SEGMENT].to_numpy() if n else np.zeros(0, np.int64))
-    pos = np.arange(n) - start
+    offset, init = _resumed_heads(b, start, resume)
+    pos = np.arange(n) - start + offset[start]
     ts = b["ts"].dt.epoch("us").to_numpy()
     col = {name: b[name].cast(pl.Float64).to_numpy() for name in (
         "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume", "trade_count", "vwap")}
@@ -156,22 +170,23 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> p
         diff = c - prev_c
         gain = np.where(diff > 0, diff, np.where(np.isnan(diff), np.nan, 0.0))
         loss = np.where(diff < 0, -diff, np.where(np.isnan(diff), np.nan, 0.0))
-        avg_gain = fk.ema_seeded(gain, start, 14, 14, 0.0, True)
-        avg_loss = fk.ema_seeded(loss, start, 14, 14, 0.0, True)
+        ema: dict[str, np.ndarray] = {}
+        avg_gain = ema["_avg_gain"] = fk.ema_seeded(gain, start, pos, init["_avg_gain"], 14, 14, 0.0, True)
+        avg_loss = ema["_avg_loss"] = fk.ema_seeded(loss, start, pos, init["_avg_loss"], 14, 14, 0.0, True)
         total = avg_gain + avg_loss
         f["rsi_14"] = np.where(total > 0, 100.0 * (avg_gain / total), np.where(total == 0, 0.0, np.nan))
         # TA-Lib MACD(12, 26, 9): both EMAs start at the slow one's first output (position 25).
-        fast = fk.ema_seeded(c, start, 12, 25, 2.0 / 13.0, False)
-        slow = fk.ema_seeded(c, start, 26, 25, 2.0 / 27.0, False)
+        fast = ema["_ema_fast"] = fk.ema_seeded(c, start, pos, init["_ema_fast"], 12, 25, 2.0 / 13.0, False)
+        slow = ema["_ema_slow"] = fk.ema_seeded(c, start, pos, init["_ema_slow"], 26, 25, 2.0 / 27.0, False)
         macd_all = fast - slow
-        signal = fk.ema_seeded(macd_all, start, 9, 33, 2.0 / 10.0, False)
+        signal = ema["_ema_signal"] = fk.ema_seeded(macd_all, start, pos, init["_ema_signal"], 9, 33, 2.0 / 10.0, False)
         macd = np.where(pos >= 33, macd_all, np.nan)
         f["macd"], f["macd_signal"], f["macd_hist"] = macd, signal, macd - signal
         mid, sd20 = fk.rolling_mean_std(c, start, 20)
         f["bb_middle"], f["bb_upper"], f["bb_lower"] = mid, mid + 2.0 * sd20, mid - 2.0 * sd20
         true_range = np.maximum(h - lo, np.maximum(np.abs(h - prev_c), np.abs(lo - prev_c)))
         true_range = np.where(pos >= 1, true_range, np.nan)
-        f["atr_14"] = fk.ema_seeded(true_range, start, 14, 14, 0.0, True)
+        f["atr_14"] = ema["_atr"] = fk.ema_seeded(true_range, start, pos, init["_atr"], 14, 14, 0.0, True)
         f["momentum_short"] = c / fk.rolling_mean(c, start, 10) - 1.0
         f["momentum_long"] = c / fk.rolling_mean(c, start, 50) - 1.0
         f["macd_pct"] = macd / c
@@ -195,7 +210,29 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str]) -> p
             f[f"return_{span}"] = np.where(j >= 0, c / c[np.maximum(j, 0)] - 1.0, np.nan)
     out = b.select("token", "interval", "ts", "close", SEGMENT)
     # A ratio with a zero denominator has no value: null, never inf or NaN.
-    return out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
+    out = out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
+    if keep_state:
+        out = out.with_columns(pl.Series(POS, pos, dtype=pl.Int64), *[pl.Series(k, v, dtype=pl.Float64) for k, v in ema.items()])
+    return out
+
+
+def _resumed_heads(b: pl.DataFrame, start: np.ndarray, resume: pl.DataFrame | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per row: the position its series' first row passed has in the whole series (0 unless
+    resumed) and, on resumed first rows, the recursive values there (NaN elsewhere)."""
+    n = b.height
+    offset = np.zeros(n, np.int64)
+    init = {k: np.full(n, np.nan) for k in EMA_STATE}
+    if resume is None or resume.height == 0 or n == 0:
+        return offset, init
+    heads = b.select("token", "ts").with_row_index("_row").filter(pl.Series(start == np.arange(n)))
+    hit = heads.join(resume, on=["token", "ts"], how="inner")
+    if hit.filter((pl.col(POS) > 0) & (pl.col(POS) < RESUME_MARGIN_ROWS)).height:
+        raise ValueError(f"a series resumes at its first row or at least {RESUME_MARGIN_ROWS} rows in (the EMAs seed before)")
+    rows = hit["_row"].to_numpy().astype(np.int64)
+    offset[rows] = hit[POS].to_numpy()
+    for k in EMA_STATE:
+        init[k][rows] = hit[k].to_numpy()
+    return offset, init
 
 
 def _time_of_day(ts: pl.Expr) -> dict[str, pl.Expr]:
@@ -244,34 +281,75 @@ def compute_features(
     """
     config = config or FeatureConfig()
     memo = _Memo(memo if memo is not None else {}, trades)
+    with_trades = trades is not None and trades.height > 0
+    tables = memo.get("tables", lambda: TradeTables.of(trades)) if with_trades else None
     frame = bars.collect() if isinstance(bars, pl.LazyFrame) else bars
+    return features_from_tables(frame, interval, tables, tokens=tokens, config=config, memo=memo)[0]
+
+
+@dataclass
+class SeriesState:
+    """Where series are resumed (or, as a result, the state of each computed row): per interval,
+    bar rows with ``token, ts, _pos`` and :data:`EMA_STATE`; per La Morgia chunk size, chunks
+    with ``token, start`` and ``LM_STATE``."""
+
+    bars: dict[str, pl.DataFrame] = field(default_factory=dict)
+    chunks: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def features_from_tables(
+    frame: pl.DataFrame,
+    interval: str,
+    tables: TradeTables | None,
+    *,
+    tokens: pl.DataFrame | None,
+    config: FeatureConfig,
+    memo: _Memo | None = None,
+    resume: SeriesState | None = None,
+    keep_state: bool = False,
+) -> tuple[pl.DataFrame, SeriesState]:
+    """:func:`compute_features` on the trades' tables instead of the trades. ``resume`` continues
+    series from a later row: bars per interval, fine or coarser (see ``_base_features``), and La
+    Morgia chunks per chunk size (``_la_morgia``). With ``keep_state`` the second result holds the
+    state of every row computed, from which a later call can resume (``resume_points``,
+    ``chunk_resume_points``)."""
+    memo = memo or _Memo({}, None)
+    resume = resume or SeriesState()
+    states = SeriesState()
     step = interval_us(interval)
     fine = frame.filter(pl.col("interval") == interval)
     coarse = {j: frame.filter(pl.col("interval") == j) for j in config.coarser(interval)}
-    with_trades = trades is not None and trades.height > 0
-    trade_days = memo.get("days", lambda: trades.select("token", pl.col("ts").dt.truncate("1d")).unique()) if with_trades else None
-    segments = series_segments([fine, *coarse.values(), *([trade_days] if with_trades else [])], config.max_gap_days)
+    with_trades = bool(tables)
+    segments = series_segments([fine, *coarse.values(), *([tables.days] if with_trades else [])], config.max_gap_days)
     fine = fine.with_columns(_attach_segments(fine, segments))
-    out = _base_features(fine, interval, config.spans)
+    out = _base_features(fine, interval, config.spans, resume.bars.get(interval), keep_state)
+    if keep_state:
+        states.bars[interval] = out.select("token", "ts", SEGMENT, POS, *EMA_STATE)
     out = out.with_columns(**_time_of_day(pl.col("ts")))
     names = feature_names(interval, config)
     if out.height == 0:
-        return pl.DataFrame(schema=feature_schema(interval, config))
+        return pl.DataFrame(schema=feature_schema(interval, config)), states
     # Join by lookups of (series, time) keys instead of wide sorts and joins of the feature frame.
     # Right-hand tables: bars' rush counts, La Morgia chunks, coarser bars, keyed by end time.
     rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
     rush_cols = ["rush_trade_share", "rush_buy_orders"]
     if with_trades:
-        st = memo.get("sorted", lambda: SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side")))
-        flags = memo.get("flags", lambda: _rush_flags(st))
-        rush = _rush_per_bar(st, flags, interval)
+        rush = tables.rush(interval)
         rush = rush.with_columns(_attach_segments(rush, segments))
         rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
         for chunk, window in config.rush_chunks.items():
-            lm = _la_morgia(st, memo.get(("chunks", chunk), lambda c=chunk: _chunk_sums(st, flags[1], c)), chunk, window, segments)
+            lm = _la_morgia(tables.chunks(chunk), chunk, window, segments, resume.chunks.get(chunk), keep_state)
+            if keep_state:
+                states.chunks[chunk] = lm.select("token", "start", "_end", SEGMENT, *LM_STATE)
             rights.append(("lm", lm, lm["_end"].to_numpy()))
     for j, rows in coarse.items():
-        coarse_features = memo.coarse(j, rows.with_columns(_attach_segments(rows, segments)))
+        rows = rows.with_columns(_attach_segments(rows, segments))
+        if j in resume.bars or keep_state:
+            coarse_features = _base_features(rows, j, (), resume.bars.get(j), keep_state)
+            if keep_state:
+                states.bars[j] = coarse_features.select("token", "ts", SEGMENT, POS, *EMA_STATE)
+        else:
+            coarse_features = memo.coarse(j, rows)
         rights.append((j, coarse_features, coarse_features["ts"].dt.epoch("us").to_numpy() + interval_us(j)))
     end_us = out["ts"].dt.epoch("us").to_numpy() + step
     times = [end_us, *(t for _, _, t in rights if len(t))]
@@ -306,7 +384,7 @@ def compute_features(
     else:
         extra.append(pl.Series("token_age_hours", [None] * out.height, dtype=pl.Float64))
     out = out.with_columns(extra)
-    return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names])
+    return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names]), states
 
 
 class _Memo:
@@ -332,6 +410,35 @@ class _Memo:
             seen = (rows, _base_features(rows, interval, ()))
             self.store[key] = seen
         return seen[1]
+
+
+def resume_points(states: pl.DataFrame, interval: str, spans: Sequence[str], *, next_row: bool) -> pl.DataFrame:
+    """Per token, the latest row of ``states`` (``_base_features`` state rows of each token's
+    series, in time order) from which a later computation can resume and still give every row it
+    needs exactly: the rows after the last one (``next_row``: bars of the interval that have not
+    closed yet) or from the last one on (a coarser interval, whose newest bar later bars read).
+
+    A resume row ``c`` lies in the newest series, at its start or at least
+    :data:`RESUME_MARGIN_ROWS` rows in, at least that many rows before the first row needed, and,
+    for the wall-clock spans, before the span-aligned block the earliest needed row's windows
+    start in (only row ``c`` itself lacks its one-row differences; ``window_sums_by_time`` sums
+    whole blocks). Tokens with no such row are left out (they keep their earlier one)."""
+    if states.height == 0:
+        return states.select("token", "ts", POS, *EMA_STATE)
+    ts = pl.col("ts").dt.epoch("us")
+    rows = states.with_columns(pl.int_range(pl.len()).over("token").alias("_i"), ts.alias("_t"))
+    step = interval_us(interval) if next_row else 0
+    last = rows.group_by("token").agg(
+        (pl.col("_i").max() + int(next_row)).alias("_need"), (pl.col("_t").max() + step).alias("_need_t"),
+        pl.col(SEGMENT).last().alias("_last_seg"))
+    windows = [max(duration_us(s), interval_us(interval)) for s in spans]
+    block = pl.min_horizontal([(pl.col("_need_t") - w) // w * w for w in windows]) if windows else None
+    ok = ((pl.col(SEGMENT) == pl.col("_last_seg")) & (pl.col("_i") <= pl.col("_need") - RESUME_MARGIN_ROWS)
+          & ((pl.col(POS) == 0) | (pl.col(POS) >= RESUME_MARGIN_ROWS)))
+    if block is not None:
+        ok = ok & (pl.col("_t") < block)
+    found = rows.join(last, on="token").filter(ok)
+    return found.sort("token", "_i").group_by("token", maintain_order=True).last().select("token", "ts", POS, *EMA_STATE)
 
 
 def restrict_to_window(features: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:

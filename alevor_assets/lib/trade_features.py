@@ -114,32 +114,88 @@ def _pct_change(x: np.ndarray, start: np.ndarray) -> np.ndarray:
     return x / fk.shifted(x, start, 1) - 1.0
 
 
-def _chunk_sums(st: SortedTrades, rush_first: np.ndarray, chunk: str) -> tuple[np.ndarray, ...]:
-    """Per buy-trade chunk: code, start, count, quote volume, Σprice, max price, rush orders."""
+CHUNK_SCHEMA = {"token": pl.String, "start": pl.Int64, "cnt": pl.Int64, "quote": pl.Float64,
+                "price_sum": pl.Float64, "price_max": pl.Float64, "rush": pl.Float64}
+RUSH_SCHEMA = {"token": pl.String, "ts": UTC_US, "rush_trade_share": pl.Float64, "rush_buy_orders": pl.Float64}
+
+
+def chunk_sums(st: SortedTrades, rush_first: np.ndarray, chunk: str) -> pl.DataFrame:
+    """Per non-empty buy-trade chunk (``start`` in epoch microseconds): count, quote volume,
+    Σprice, max price, rush orders. A chunk's sums read its own trades only."""
     step = interval_us(chunk)
     code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
     _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
-    return code, start, cnt, quote, price_sum, price_max, rush
+    return pl.DataFrame({"token": st.tokens.gather(code), "start": start, "cnt": cnt, "quote": quote,
+                         "price_sum": price_sum, "price_max": price_max, "rush": rush}, schema=CHUNK_SCHEMA)
 
 
-def _la_morgia(st: SortedTrades, sums: tuple[np.ndarray, ...], chunk: str, window: int, segments: pl.DataFrame) -> pl.DataFrame:
-    """The La Morgia et al. features on buy-trade chunks (their ``sums``), keyed by chunk end; the
-    rolling windows run over a series' non-empty chunks and restart with it."""
+class TradeTables:
+    """What the trade families read from the trades, each table computed once: the UTC days each
+    token traded on (``token, ts``: where series restart), rush counts per bar of an interval and
+    La Morgia sums per chunk size. Every row depends on the trades of its own bar or chunk only,
+    so the live path keeps tables grown bar by bar (``tables``) that equal those of all the
+    trades at once (``of``)."""
+
+    def __init__(self, days: pl.DataFrame, rush: dict[str, pl.DataFrame] | None = None,
+                 chunks: dict[str, pl.DataFrame] | None = None, trades: SortedTrades | None = None):
+        self.days, self._rush, self._chunks = days, dict(rush or {}), dict(chunks or {})
+        self._st = trades
+        self._flags: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, trades: pl.DataFrame) -> TradeTables:
+        days = trades.select("token", pl.col("ts").dt.truncate("1d")).unique()
+        return cls(days, trades=SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side")))
+
+    def __bool__(self) -> bool:
+        return self.days.height > 0
+
+    def flags(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._flags is None:
+            assert self._st is not None
+            self._flags = _rush_flags(self._st)
+        return self._flags
+
+    def rush(self, interval: str) -> pl.DataFrame:
+        if interval not in self._rush:
+            self._rush[interval] = (_rush_per_bar(self._st, self.flags(), interval) if self._st is not None
+                                    else pl.DataFrame(schema=RUSH_SCHEMA))
+        return self._rush[interval]
+
+    def chunks(self, chunk: str) -> pl.DataFrame:
+        if chunk not in self._chunks:
+            self._chunks[chunk] = (chunk_sums(self._st, self.flags()[1], chunk) if self._st is not None
+                                   else pl.DataFrame(schema=CHUNK_SCHEMA))
+        return self._chunks[chunk]
+
+
+LM_VALUES = ("rush", "trades", "volume", "price_mean", "price_max")
+LM_STATE = tuple(f"_{v}_{part}" for v in LM_VALUES for part in ("ref", "p1", "p2"))
+
+
+def _la_morgia(sums: pl.DataFrame, chunk: str, window: int, segments: pl.DataFrame,
+               resume: pl.DataFrame | None = None, keep_state: bool = False) -> pl.DataFrame:
+    """The La Morgia et al. features on buy-trade chunks (their ``sums``, in token and time
+    order), keyed by chunk end; the rolling windows run over a series' non-empty chunks and
+    restart with it. ``resume`` (``token, start`` and :data:`LM_STATE`): series whose first chunk
+    passed lies inside a longer series, with the window sums there; ``keep_state`` adds
+    ``start`` and :data:`LM_STATE` to the output."""
     step = interval_us(chunk)
-    code, start, cnt, quote, price_sum, price_max, rush = sums
-    chunks = pl.DataFrame({"token": st.tokens.gather(code), "_end": pl.Series(start + step, dtype=pl.Int64)})
+    start = sums["start"].to_numpy()
+    cnt = sums["cnt"].to_numpy()
+    chunks = sums.select("token", (pl.col("start") + step).alias("_end"))
     # A chunk belongs to the series of the day it starts on; its windows are anchored on days.
     chunks = chunks.with_columns(_attach_segments(chunks, segments, pl.col("_end") - step))
     series = fk.segment_starts(chunks[SEGMENT].to_numpy())
     day = start // DAY_US
-    values = {"rush": rush, "trades": cnt.astype(np.float64), "volume": quote,
-              "price_mean": price_sum / np.maximum(cnt, 1), "price_max": price_max}
-    stats = {}
-    for name, x in values.items():
-        mean, sd = fk.rolling_mean_std_anchored(np.ascontiguousarray(x, dtype=np.float64), day, series, window)
-        stats[name] = (mean, sd)
-    short = {name: fk.rolling_mean_std_anchored(np.ascontiguousarray(values[name], dtype=np.float64), day, series, LM_PRICE_WINDOW)[0]
-             for name in ("price_mean", "price_max")}
+    values = {"rush": sums["rush"].to_numpy(), "trades": cnt.astype(np.float64), "volume": sums["quote"].to_numpy(),
+              "price_mean": sums["price_sum"].to_numpy() / np.maximum(cnt, 1), "price_max": sums["price_max"].to_numpy()}
+    init = _resumed_chunks(sums, series, resume)
+    prefix = {name: fk.anchored_prefix(np.ascontiguousarray(x, dtype=np.float64), day, series,
+                                       init[f"_{name}_ref"], init[f"_{name}_p1"], init[f"_{name}_p2"])
+              for name, x in values.items()}
+    stats = {name: fk.anchored_mean_std(*prefix[name], series, window) for name in values}
+    short = {name: fk.anchored_mean_std(*prefix[name], series, LM_PRICE_WINDOW)[0] for name in ("price_mean", "price_max")}
     p = f"lm_{chunk}_"
     with np.errstate(divide="ignore", invalid="ignore"):
         features = {
@@ -152,4 +208,37 @@ def _la_morgia(st: SortedTrades, sums: tuple[np.ndarray, ...], chunk: str, windo
             "avg_price": _pct_change(short["price_mean"], series),
             "avg_price_max": _pct_change(short["price_max"], series),
         }
-    return chunks.with_columns([pl.Series(p + k, _finite(v), dtype=pl.Float64, nan_to_null=True) for k, v in features.items()])
+    out = chunks.with_columns([pl.Series(p + k, _finite(v), dtype=pl.Float64, nan_to_null=True) for k, v in features.items()])
+    if keep_state:
+        out = out.with_columns(sums["start"], *[pl.Series(f"_{name}_{part}", prefix[name][i], dtype=pl.Float64)
+                                               for name in LM_VALUES for i, part in enumerate(("ref", "p1", "p2"))])
+    return out
+
+
+def _resumed_chunks(sums: pl.DataFrame, series: np.ndarray, resume: pl.DataFrame | None) -> dict[str, np.ndarray]:
+    """Per chunk: on resumed first chunks, the window sums there (NaN elsewhere)."""
+    n = sums.height
+    init = {k: np.full(n, np.nan) for k in LM_STATE}
+    if resume is None or resume.height == 0 or n == 0:
+        return init
+    heads = sums.select("token", "start").with_row_index("_row").filter(pl.Series(series == np.arange(n)))
+    hit = heads.join(resume, on=["token", "start"], how="inner")
+    rows = hit["_row"].to_numpy().astype(np.int64)
+    for k in LM_STATE:
+        init[k][rows] = hit[k].to_numpy()
+    return init
+
+
+def chunk_resume_points(state: pl.DataFrame, chunk: str, window: int, needed_after_us: int) -> pl.DataFrame:
+    """Per token, a chunk of ``state`` (``_la_morgia`` output with its state, in token and time
+    order) from which a later computation can resume and still give exactly every chunk that a
+    bar ending after ``needed_after_us`` reads: the last chunk ending by then, and all later ones.
+    That chunk's window and the one before it (a percent change) start ``window`` chunks back, so
+    the resume chunk is one earlier still, in the same series. Tokens with no such chunk (or no
+    chunk ending by then) are left out (they keep their earlier one)."""
+    rows = state.with_columns(pl.int_range(pl.len()).over("token").alias("_i"))
+    anchor = rows.filter(pl.col("_end") <= needed_after_us).group_by("token").agg(
+        pl.col("_i").max().alias("_anchor"), pl.col(SEGMENT).last().alias("_anchor_seg"))
+    found = rows.join(anchor, on="token").filter(
+        (pl.col("_i") == pl.col("_anchor") - window - 1) & (pl.col(SEGMENT) == pl.col("_anchor_seg")))
+    return found.select("token", "start", *LM_STATE)

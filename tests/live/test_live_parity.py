@@ -26,8 +26,7 @@ LATE = timedelta(seconds=5)
 def live_engine(storage: AlevorStorage, url: str):
     settings = small_settings()
     config = settings.feature_config()
-    market = LiveMarket(storage.warehouse, settings.warmup_needs(START), config,
-                        [PUMP_SPEC.interval, *config.coarser(PUMP_SPEC.interval)], D3)
+    market = LiveMarket(storage.warehouse, settings.warmup_needs(START), config, [PUMP_SPEC.interval], D3)
     reader = WindowReader(url)
     engine = LiveEngine(market, [PUMP_SPEC], storage.registry, LiveStore(storage.root), LATE,
                         tokens_of=lambda: reader.tokens(D3), wh=storage.warehouse)

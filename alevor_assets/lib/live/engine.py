@@ -1,7 +1,8 @@
 """One live tick: new trades in, closed bars scored, alerts out.
 
 Per tick the engine closes the bars the clock has passed (``LiveMarket``), computes the features
-of the newly closed bars with ``compute_features`` over each active token's warm-up and live rows,
+of the newly closed bars with the feature code over a tail of each active token's series (resumed
+where the previous tick left it, so a tick's work follows the new trades, not the day),
 scores them with ``lib/serving.predictions`` (the promoted model, or the spec's fallback, exactly
 as the ``predictions_<spec>`` assets do) and turns the scores into alerts with
 ``lib/alerts.detector_alerts`` and the spec's cooldown, carried across ticks by the last alert of
@@ -20,7 +21,7 @@ import polars as pl
 
 from alevor_assets.lib.alerts import ALERT_SCHEMA, detector_alerts
 from alevor_assets.lib.day_builds import explain_alerts
-from alevor_assets.lib.intervals import day_start_us, interval_timedelta, interval_us
+from alevor_assets.lib.intervals import day_start_us, interval_timedelta
 from alevor_assets.lib.live.market import LiveMarket
 from alevor_assets.lib.live.store import LIVE_ALERT_SCHEMA, LiveStore, alert_ids
 from alevor_assets.lib.registry import ModelRegistry
@@ -100,9 +101,7 @@ class LiveEngine:
             lo, hi = self.scored_until[interval], self.market.closed_until[interval]
             if hi <= lo:
                 continue
-            step = interval_us(interval)
-            ts = pl.col("ts").dt.epoch("us")
-            new = self.market.bars.filter((pl.col("interval") == interval) & (ts >= lo) & (ts + step <= hi))
+            new = self.market.closed_bars(interval, lo, hi)
             feats = self.market.features(interval, new["token"].unique().sort().to_list(), lo, hi, self.tokens_meta) if new.height else None
             for spec in (s for s in self.specs if s.interval == interval):
                 if feats is not None and feats.height:

@@ -1,11 +1,18 @@
-"""The live market: each token's warm-up history from the warehouse, the trades read since the
-live day began, and the bars closed so far, kept in memory and grown by each poll.
+"""The live market: each token's warm-up history from the warehouse and what the live day has
+closed so far (bars, and the trade tables the rush and La Morgia features read), kept in memory
+and grown by each poll.
 
-Bars are built by the bar kernel from the trades of the buckets that closed since the last tick
-(a bar depends on its own trades only), so barring grows with the new trades. A bar is closed once
-the clock (the newest trade's timestamp, or the wall clock) has passed its end by the late-commit
-allowance: after that a trade committed for it is counted as too late (the daily partitions, the
-system of record, still get it).
+Work per tick follows the new trades, not the size of the day:
+
+- Bars, rush counts per bar and La Morgia chunk sums are built by the bar kernel from the trades
+  of the buckets that closed since the last tick (each depends on its own trades only). A bucket
+  is closed once the clock (the newest trade's time, or the wall clock) has passed its end by the
+  late-commit allowance; a trade read after that counts as too late (the daily partitions, the
+  system of record, still get it). Trades are dropped once every bucket they fall in is closed.
+- Features of newly closed bars are computed over a tail of each token's series: from a resume
+  row (``lib/features.resume_points``) far enough back for every window of the new rows, with
+  the recursive indicators (EMAs) carried from there. The first computation of a token reads its
+  whole history; the next ones read the tail.
 
 Exactness with the daily assets: the in-memory day starts at a UTC midnight, and each token's
 earlier days come from the warehouse exactly as the day's ``features`` partition plans them
@@ -20,31 +27,48 @@ from datetime import date, timedelta
 import polars as pl
 
 from alevor_assets.lib.bars import BAR_SCHEMA, bars_columns, make_bars
-from alevor_assets.lib.features import FeatureConfig, compute_features
+from alevor_assets.lib.features import FeatureConfig, SeriesState, features_from_tables, resume_points
 from alevor_assets.lib.intervals import day_start_us, interval_us
 from alevor_assets.lib.schemas import RAW_TRADES_COLUMNS
 from alevor_assets.lib.sources import TRADE_SCHEMA
+from alevor_assets.lib.trade_features import CHUNK_SCHEMA, RUSH_SCHEMA, TradeTables, chunk_resume_points
 from alevor_assets.lib.warehouse import Warehouse, days_between
 from alevor_assets.lib.warmup import History, WarmupNeeds
 
 TRADE_COLUMNS = RAW_TRADES_COLUMNS
+_MAX_CHUNKS = 64  # frames grown by appends are compacted past this many pieces
 
 
 class LiveMarket:
-    """Trades from ``day`` (a UTC midnight) on, with bars of ``intervals`` closed incrementally."""
+    """Trades from ``day`` (a UTC midnight) on, with the bars of the ``serve`` intervals (and of
+    their coarser multi-timeframe intervals) closed incrementally.
 
-    def __init__(self, wh: Warehouse, needs: WarmupNeeds, config: FeatureConfig, intervals: Sequence[str], day: date):
+    Contract: the features of a served interval are asked in time order, each closed bar once
+    (``features``); what only those bars read is then dropped."""
+
+    def __init__(self, wh: Warehouse, needs: WarmupNeeds, config: FeatureConfig, serve: Sequence[str], day: date):
         self.wh, self.config, self.day = wh, config, day
-        self.intervals = list(dict.fromkeys(intervals))
+        self.serve = list(dict.fromkeys(serve))
+        self.keys = [(i, j) for i in self.serve for j in (i, *config.coarser(i))]  # (served, read)
+        self.intervals = list(dict.fromkeys(j for _, j in self.keys))
+        self.chunk_sizes = list(config.rush_chunks)
         self.history = History(wh, needs)
         start = day_start_us(day)
         self.closed_until = {j: start for j in self.intervals}  # end of the last closed bar
-        self.trades = pl.DataFrame(schema=TRADE_SCHEMA).select(TRADE_COLUMNS)
-        self.bars = pl.DataFrame(schema=_bar_schema())
-        self.past_bars = pl.DataFrame(schema=_bar_schema())
-        self.past_trades = pl.DataFrame(schema=TRADE_SCHEMA).select(TRADE_COLUMNS)
-        self._pending = self.trades  # trades of bars some interval has not closed yet
+        self._chunks_until = {c: start for c in self.chunk_sizes}
+        self._asked = {i: start for i in self.serve}  # end of the last bar whose features were asked
+        # Per (served, read) interval: each token's bars from its resume row on (all, before its
+        # first computation), and the resume rows; rows before a resume row are never read again.
+        self._bars = {k: pl.DataFrame(schema=_bar_schema()) for k in self.keys}
+        self._resume: dict[tuple[str, str], pl.DataFrame] = {}
+        self._rush = {i: pl.DataFrame(schema=RUSH_SCHEMA) for i in self.serve}  # bars not asked yet
+        self._chunks = {c: pl.DataFrame(schema=CHUNK_SCHEMA) for c in self.chunk_sizes}  # from resume chunks on
+        self._chunk_resume: dict[str, pl.DataFrame] = {}
+        self.days = pl.DataFrame(schema={"token": pl.String, "ts": TRADE_SCHEMA["ts"]})
+        self._pending = pl.DataFrame(schema=TRADE_SCHEMA).select(TRADE_COLUMNS)  # trades of buckets still open
         self.known: set[str] = set()
+        self.rows_computed: dict[str, int] = {}  # per interval read: bar rows the last features call computed
+        self.trades_read = 0
         self.too_late = 0  # trades read after their bar had closed
         self.warnings: list[str] = []  # for the service's log
 
@@ -53,70 +77,143 @@ class LiveMarket:
         if trades.height == 0:
             return
         trades = trades.select(TRADE_COLUMNS).filter(pl.col("ts").dt.epoch("us") >= day_start_us(self.day))
-        finest = max(self.closed_until.values())  # the finest interval's bars close first
-        self.too_late += int((trades["ts"].dt.epoch("us") < finest).sum())
-        self.trades = pl.concat([self.trades, trades])
+        closed = max([*self.closed_until.values(), *self._chunks_until.values()])  # finest buckets close first
+        self.too_late += int((trades["ts"].dt.epoch("us") < closed).sum())
+        self.trades_read += trades.height
         self._pending = pl.concat([self._pending, trades])
         new = sorted(set(trades["token"].unique().to_list()) - self.known)
         if new:
             self._load_history(new)
             self.known.update(new)
+        today = trades.select("token", pl.col("ts").dt.truncate("1d")).unique()
+        self.days = pl.concat([self.days, today]).unique(maintain_order=True)
 
     def _load_history(self, tokens: list[str]) -> None:
         """The earlier days each new token's features read, as the day's partition plans them."""
         plan = self.history.plan_for(self.day, self.intervals, pl.DataFrame({"token": tokens}))
         if plan.missing:  # the daily partition of this day could not be built either
             self.warnings.append(f"live features of {len(tokens)} token(s) differ from the daily ones: {plan.reason()}")
-        frames = [self.past_bars]
         for j in self.intervals:
             read = _read_before(self.wh, "bars", {"interval": j}, self.day, plan.bars_from.get(j, {}), tokens)
             if read is not None:
-                frames.append(read.select(bars_columns()))
-        self.past_bars = pl.concat(frames)
+                self._add_bars(j, read.select(bars_columns()))
         trades = _read_before(self.wh, "raw_trades", None, self.day, plan.trades_from, tokens)
-        if trades is not None:
-            self.past_trades = pl.concat([self.past_trades, trades.select(TRADE_COLUMNS)])
+        if trades is not None and trades.height:
+            tables = TradeTables.of(trades.select(TRADE_COLUMNS))
+            self.days = pl.concat([self.days, tables.days.cast(self.days.schema)]).unique(maintain_order=True)
+            for c in self.chunk_sizes:
+                self._chunks[c] = _append(self._chunks[c], tables.chunks(c))
+
+    def _add_bars(self, interval: str, bars: pl.DataFrame) -> None:
+        for key in self.keys:
+            if key[1] == interval:
+                self._bars[key] = _append(self._bars[key], bars)
 
     def close(self, clock_us: int) -> dict[str, tuple[int, int]]:
-        """Close every bar that ended at or before ``clock_us``; per interval, the ``(from, to)``
-        span of bar ends closed now (empty when none)."""
+        """Close every bar (and La Morgia chunk) that ended at or before ``clock_us``; per
+        interval, the ``(from, to)`` span of bar ends closed now (empty when none)."""
         closed: dict[str, tuple[int, int]] = {}
-        frames = [self.bars]
         ts_us = self._pending["ts"].dt.epoch("us")
         for j in self.intervals:
-            step = interval_us(j)
-            until = clock_us // step * step
-            if until <= self.closed_until[j]:
+            lo, until = self.closed_until[j], clock_us // interval_us(j) * interval_us(j)
+            if until <= lo:
                 continue
-            lo = self.closed_until[j]
             rows = self._pending.filter((ts_us >= lo) & (ts_us < until))
             if rows.height:
-                frames.append(make_bars(rows, [j]).select(bars_columns()))
+                self._add_bars(j, make_bars(rows, [j]).select(bars_columns()))
+                if j in self._rush:
+                    self._rush[j] = _append(self._rush[j], TradeTables.of(rows).rush(j))
             closed[j] = (lo, until)
             self.closed_until[j] = until
-        if len(frames) > 1:
-            self.bars = pl.concat(frames)
-        # Only trades of bars still open are barred again: at most one bar of the coarsest interval.
-        self._pending = self._pending.filter(ts_us >= min(self.closed_until.values()))
+        for c in self.chunk_sizes:
+            lo, until = self._chunks_until[c], clock_us // interval_us(c) * interval_us(c)
+            if until <= lo:
+                continue
+            rows = self._pending.filter((ts_us >= lo) & (ts_us < until))
+            if rows.height:
+                self._chunks[c] = _append(self._chunks[c], TradeTables.of(rows).chunks(c))
+            self._chunks_until[c] = until
+        # Only trades of buckets still open are kept: at most one bar of the coarsest interval.
+        self._pending = self._pending.filter(ts_us >= min([*self.closed_until.values(), *self._chunks_until.values()]))
         return closed
 
+    @property
+    def pending_trades(self) -> int:
+        """Trades held in memory: those of buckets some interval or chunk has not closed."""
+        return self._pending.height
+
+    @property
+    def bars_held(self) -> int:
+        """Bar rows held in memory, over every (served, read) interval."""
+        return sum(frame.height for frame in self._bars.values())
+
+    def closed_bars(self, interval: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+        """Closed bars of a served ``interval`` not asked yet, with ``lo <= ts`` and end ``<= hi``."""
+        ts, step = pl.col("ts").dt.epoch("us"), interval_us(interval)
+        return self._bars[(interval, interval)].filter((ts >= max(lo_us, day_start_us(self.day))) & (ts + step <= hi_us))
+
     def features(self, interval: str, tokens: Sequence[str], first_ts_us: int, end_us: int, tokens_meta: pl.DataFrame | None) -> pl.DataFrame:
-        """Features of ``interval`` for the closed bars of ``tokens`` with ``first_ts_us <= ts``
-        and end ``<= end_us``: the feature code over each token's history and live rows. Sell
-        trades before ``first_ts_us`` are left out (only buy trades feed the long La Morgia
-        windows; the rush features of a bar read its own trades)."""
+        """Features of a served ``interval`` for the closed bars of ``tokens`` with
+        ``first_ts_us <= ts`` and end ``<= end_us``: the feature code over each token's series
+        from its resume row on (its whole history the first time), with the trade tables built so
+        far."""
         who = pl.col("token").is_in(list(tokens))
         names = [interval, *self.config.coarser(interval)]
-        bars = pl.concat([self.past_bars.filter(who), self.bars.filter(who)]).filter(pl.col("interval").is_in(names))
-        keep = (pl.col("side") == "buy") | (pl.col("ts").dt.epoch("us") >= first_ts_us)
-        trades = pl.concat([self.past_trades.filter(who), self.trades.filter(who)]).filter(keep)
-        frame = compute_features(bars, interval, tokens=tokens_meta, trades=trades, config=self.config)
+        frame = pl.concat([self._bars[(interval, j)].filter(who) for j in names])
+        tables = TradeTables(
+            self.days.filter(who), rush={interval: self._rush[interval].filter(who).sort("token", "ts")},
+            chunks={c: self._chunks[c].filter(who).sort("token", "start", maintain_order=True) for c in self.chunk_sizes},
+        )
+        resume = SeriesState(
+            bars={j: r for j in names if (r := self._resume.get((interval, j))) is not None},
+            chunks=dict(self._chunk_resume),
+        )
+        out, states = features_from_tables(frame, interval, tables, tokens=tokens_meta, config=self.config,
+                                           resume=resume, keep_state=True)
+        self._asked[interval] = max(self._asked[interval], end_us)
+        for j, state in states.bars.items():
+            self.rows_computed[j] = state.height
+            fresh = resume_points(state, j, self.config.spans if j == interval else (), next_row=j == interval)
+            key = (interval, j)
+            self._resume[key] = _merge_resume(self._resume.get(key), fresh)
+            self._bars[key] = _from_resume_rows(self._bars[key], self._resume[key], "ts")
+        # La Morgia chunks are shared by the served intervals: keep what the earliest bar any of
+        # them may still ask reads.
+        needed_after = min(self._asked.values())
+        for c, state in states.chunks.items():
+            fresh = chunk_resume_points(state, c, self.config.rush_chunks[c], needed_after)
+            self._chunk_resume[c] = _merge_resume(self._chunk_resume.get(c), fresh)
+            self._chunks[c] = _from_resume_rows(self._chunks[c], self._chunk_resume[c], "start")
+        # Rush counts are read by their own bar only.
+        step = interval_us(interval)
+        self._rush[interval] = self._rush[interval].filter(pl.col("ts").dt.epoch("us") + step > end_us)
         ts = pl.col("ts").dt.epoch("us")
-        return frame.filter((ts >= first_ts_us) & (ts + interval_us(interval) <= end_us))
+        return out.filter((ts >= first_ts_us) & (ts + step <= end_us))
 
 
 def _bar_schema() -> dict[str, pl.DataType]:
     return {c: BAR_SCHEMA[c] for c in bars_columns()}
+
+
+def _append(frame: pl.DataFrame, more: pl.DataFrame) -> pl.DataFrame:
+    out = pl.concat([frame, more.cast(frame.schema)])
+    return out.rechunk() if out.n_chunks() > _MAX_CHUNKS else out
+
+
+def _from_resume_rows(rows: pl.DataFrame, resume: pl.DataFrame | None, key: str) -> pl.DataFrame:
+    """Each token's rows from its resume row on (all of them for a token without one)."""
+    if resume is None or resume.height == 0:
+        return rows
+    cut = resume.select("token", pl.col(key).alias("_from"))
+    return rows.join(cut, on="token", how="left", maintain_order="left").filter(
+        pl.col("_from").is_null() | (pl.col(key) >= pl.col("_from"))).drop("_from")
+
+
+def _merge_resume(old: pl.DataFrame | None, fresh: pl.DataFrame) -> pl.DataFrame:
+    """The newest resume row of each token (a token computed now replaces its older row)."""
+    if old is None or old.height == 0:
+        return fresh
+    return pl.concat([old.filter(~pl.col("token").is_in(fresh["token"].implode())), fresh])
 
 
 def _read_before(wh: Warehouse, asset: str, keys: dict[str, str] | None, day: date, starts: dict[str, date],
@@ -130,3 +227,4 @@ def _read_before(wh: Warehouse, asset: str, keys: dict[str, str] | None, day: da
         if who and path.exists():
             scans.append(pl.scan_parquet(path).filter(pl.col("token").is_in(who)))
     return pl.concat(scans).collect() if scans else None
+

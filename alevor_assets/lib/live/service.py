@@ -60,7 +60,7 @@ def run_live(stream: TradeStream, engine: LiveEngine, delivery: Delivery, *, tic
             if time.monotonic() - last_report >= 10 or result.seconds > tick_seconds:
                 last_report = time.monotonic()
                 scored = ", ".join(f"{k} to {datetime.fromtimestamp(v[1] / 1e6, timezone.utc):%H:%M:%S}" for k, v in result.scored.items())
-                log(f"{_stamp()} tick: {result.trades} new trade(s), {total} read, {engine.market.trades.height} in memory, "
+                log(f"{_stamp()} tick: {result.trades} new trade(s), {total} read, {engine.market.pending_trades} pending, "
                     f"scored {scored or 'nothing new'}, {result.seconds:.2f} s; too late: {engine.market.too_late}")
             stop.wait(max(0.0, tick_seconds - (time.monotonic() - began)))
     finally:
