@@ -13,7 +13,7 @@ from alevor_assets.lib.intervals import day_start_us, duration_us
 
 
 def add_commands(sub: Any) -> None:
-    live = sub.add_parser("live", help="score new trades as they are committed and raise alerts (PostgreSQL source)")
+    live = sub.add_parser("live", help="score new trades as they are committed and raise alerts (PostgreSQL or files source)")
     live.add_argument("--day", type=date.fromisoformat, default=None,
                       help="the UTC day to start from (default: today); trades from its midnight on are read")
     live.add_argument("--trade-clock", action="store_true",
@@ -23,19 +23,20 @@ def add_commands(sub: Any) -> None:
 
 def live_command(args: argparse.Namespace) -> int:
     from alevor_assets.defs.partitions import start_date
-    from alevor_assets.defs.resources import PostgresSource, build_resources
+    from alevor_assets.defs.resources import FilesSource, PostgresSource, build_resources
     from alevor_assets.lib.live.delivery import Delivery
     from alevor_assets.lib.live.engine import LiveEngine
     from alevor_assets.lib.live.market import LiveMarket
-    from alevor_assets.lib.live.source import TradeStream, WindowReader
+    from alevor_assets.lib.live.source import FileWindowReader, TradeStream, WindowReader
     from alevor_assets.lib.live.service import run_live
     from alevor_assets.lib.live.store import LiveStore
     from alevor_assets.lib.specs import model_specs
 
     resources = build_resources()
     source = resources["source"].process_config_and_initialize()
-    if not isinstance(source, PostgresSource):
-        print("live reads the PostgreSQL source: set ALEVOR_SOURCE=postgres and ALEVOR_PG_URL", file=sys.stderr)
+    if not isinstance(source, (PostgresSource, FilesSource)):
+        print("live reads the PostgreSQL source (ALEVOR_SOURCE=postgres and ALEVOR_PG_URL) or files "
+              "(ALEVOR_SOURCE=files and ALEVOR_FILES)", file=sys.stderr)
         return 2
     storage = resources["storage"].process_config_and_initialize()
     settings = resources["settings"].process_config_and_initialize()
@@ -47,7 +48,8 @@ def live_command(args: argparse.Namespace) -> int:
         return 2
     day = args.day or datetime.now(timezone.utc).date()
     base = source.reader()
-    reader = WindowReader(base.url, base.layout, chunk_rows=base.chunk_rows, retries=base.retries)
+    reader = (FileWindowReader(base) if isinstance(source, FilesSource)
+              else WindowReader(base.url, base.layout, chunk_rows=base.chunk_rows, retries=base.retries))
     config = settings.feature_config()
     market = LiveMarket(storage.warehouse, settings.warmup_needs(start_date()), config, [s.interval for s in detectors], day)
     store = LiveStore(storage.root)
@@ -68,7 +70,10 @@ def live_command(args: argparse.Namespace) -> int:
 
     print(f"live: {', '.join(s.name for s in detectors)} on {reader.where} from {day} 00:00 UTC; tick {tick:g} s, "
           f"late commits up to {late.total_seconds():g} s; alerts in {store.alerts_dir}", flush=True)
-    run_live(stream, engine, delivery, tick_seconds=tick, wall_clock=not args.trade_clock, on_alerts=first_alerts,
+    # Files land in batches, often well after their trades: their bars close by trade time, or the
+    # wall clock would close them before the file is there.
+    files = isinstance(source, FilesSource)
+    run_live(stream, engine, delivery, tick_seconds=tick, wall_clock=not (args.trade_clock or files), on_alerts=first_alerts,
              log=lambda m: print(m, flush=True))
     return 0
 

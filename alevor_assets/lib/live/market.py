@@ -22,7 +22,7 @@ earlier days come from the warehouse exactly as the day's ``features`` partition
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
@@ -80,7 +80,7 @@ class LiveMarket:
         closed = max([*self.closed_until.values(), *self._chunks_until.values()])  # finest buckets close first
         self.too_late += int((trades["ts"].dt.epoch("us") < closed).sum())
         self.trades_read += trades.height
-        self._pending = pl.concat([self._pending, trades])
+        self._pending = _merge_by_time(self._pending, trades)
         new = sorted(set(trades["token"].unique().to_list()) - self.known)
         if new:
             self._load_history(new)
@@ -113,12 +113,11 @@ class LiveMarket:
         """Close every bar (and La Morgia chunk) that ended at or before ``clock_us``; per
         interval, the ``(from, to)`` span of bar ends closed now (empty when none)."""
         closed: dict[str, tuple[int, int]] = {}
-        ts_us = self._pending["ts"].dt.epoch("us")
         for j in self.intervals:
             lo, until = self.closed_until[j], clock_us // interval_us(j) * interval_us(j)
             if until <= lo:
                 continue
-            rows = self._pending.filter((ts_us >= lo) & (ts_us < until))
+            rows = self._pending_between(lo, until)
             if rows.height:
                 self._add_bars(j, make_bars(rows, [j]).select(bars_columns()))
                 if j in self._rush:
@@ -129,13 +128,23 @@ class LiveMarket:
             lo, until = self._chunks_until[c], clock_us // interval_us(c) * interval_us(c)
             if until <= lo:
                 continue
-            rows = self._pending.filter((ts_us >= lo) & (ts_us < until))
+            rows = self._pending_between(lo, until)
             if rows.height:
                 self._chunks[c] = _append(self._chunks[c], TradeTables.of(rows).chunks(c))
             self._chunks_until[c] = until
         # Only trades of buckets still open are kept: at most one bar of the coarsest interval.
-        self._pending = self._pending.filter(ts_us >= min([*self.closed_until.values(), *self._chunks_until.values()]))
+        keep = self._pending_index(min([*self.closed_until.values(), *self._chunks_until.values()]))
+        self._pending = self._pending.slice(keep)
         return closed
+
+    def _pending_index(self, ts_us: int) -> int:
+        return int(self._pending["ts"].search_sorted(_utc(ts_us), side="left"))
+
+    def _pending_between(self, lo_us: int, hi_us: int) -> pl.DataFrame:
+        """Pending trades with ``lo <= ts < hi`` (the pending trades are kept in time order, so a
+        bucket's trades are a slice, found without scanning the rest)."""
+        first = self._pending_index(lo_us)
+        return self._pending.slice(first, self._pending_index(hi_us) - first)
 
     @property
     def pending_trades(self) -> int:
@@ -198,6 +207,23 @@ def _bar_schema() -> dict[str, pl.DataType]:
 def _append(frame: pl.DataFrame, more: pl.DataFrame) -> pl.DataFrame:
     out = pl.concat([frame, more.cast(frame.schema)])
     return out.rechunk() if out.n_chunks() > _MAX_CHUNKS else out
+
+
+def _utc(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+
+
+def _merge_by_time(pending: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+    """``pending`` (in time order) with ``new`` merged in, still in time order; only the pending
+    rows later than the earliest new trade (the late-commit window) are sorted again."""
+    new = new.sort("ts", maintain_order=True)
+    if pending.height == 0:
+        return new
+    cut = int(pending["ts"].search_sorted(new["ts"][0], side="right"))
+    if cut == pending.height:
+        return _append(pending, new)
+    tail = pl.concat([pending.slice(cut), new.cast(pending.schema)]).sort("ts", maintain_order=True)
+    return _append(pending.slice(0, cut), tail)
 
 
 def _from_resume_rows(rows: pl.DataFrame, resume: pl.DataFrame | None, key: str) -> pl.DataFrame:
