@@ -15,7 +15,7 @@ import pytest
 
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.sources.pg_sample import SCHEMA_DDL
-from tests.conftest import PG_ADMIN_URL, START, small_settings, small_source
+from tests.conftest import START, small_settings, small_source
 from tests.helpers import materialize_range
 
 D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
@@ -40,24 +40,11 @@ def home(built, tmp_path) -> Path:
 
 
 @pytest.fixture
-def live_db():
-    """A fresh database (prefixed alevor_live_) with the source's Token/Trade tables."""
-    import uuid
-
-    name = f"alevor_live_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        with psycopg2.connect(url) as conn, conn.cursor() as cur:
-            cur.execute(SCHEMA_DDL)
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def live_db(pg_database):
+    """A fresh database with the source's Token/Trade tables."""
+    with psycopg2.connect(pg_database) as conn, conn.cursor() as cur:
+        cur.execute(SCHEMA_DDL)
+    return pg_database
 
 
 def insert_tokens(url: str, tokens: pl.DataFrame) -> None:
