@@ -64,7 +64,7 @@ bench: install
 	$(BIN)/python -m bench.score
 	$(BIN)/python -m bench.zoo
 
-## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL); Ctrl-C stops it.
+## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL) or files (ALEVOR_SOURCE=files, ALEVOR_FILES); Ctrl-C stops it.
 live: install
 	exec $(BIN)/python -m alevor_assets live
 
