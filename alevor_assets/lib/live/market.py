@@ -114,28 +114,30 @@ class LiveMarket:
         interval, the ``(from, to)`` span of bar ends closed now (empty when none)."""
         closed: dict[str, tuple[int, int]] = {}
         for j in self.intervals:
-            lo, until = self.closed_until[j], clock_us // interval_us(j) * interval_us(j)
-            if until <= lo:
+            if (span := self._close_buckets(self.closed_until, j, clock_us)) is None:
                 continue
-            rows = self._pending_between(lo, until)
+            lo, until, rows = span
             if rows.height:
                 self._add_bars(j, make_bars(rows, [j]).select(bars_columns()))
                 if j in self._rush:
                     self._rush[j] = _append(self._rush[j], TradeTables.of(rows).rush(j))
             closed[j] = (lo, until)
-            self.closed_until[j] = until
         for c in self.chunk_sizes:
-            lo, until = self._chunks_until[c], clock_us // interval_us(c) * interval_us(c)
-            if until <= lo:
-                continue
-            rows = self._pending_between(lo, until)
-            if rows.height:
-                self._chunks[c] = _append(self._chunks[c], TradeTables.of(rows).chunks(c))
-            self._chunks_until[c] = until
+            if (span := self._close_buckets(self._chunks_until, c, clock_us)) is not None and span[2].height:
+                self._chunks[c] = _append(self._chunks[c], TradeTables.of(span[2]).chunks(c))
         # Only trades of buckets still open are kept: at most one bar of the coarsest interval.
         keep = self._pending_index(min([*self.closed_until.values(), *self._chunks_until.values()]))
         self._pending = self._pending.slice(keep)
         return closed
+
+    def _close_buckets(self, until_by: dict[str, int], size: str, clock_us: int) -> tuple[int, int, pl.DataFrame] | None:
+        """Move ``until_by[size]`` to the last bucket end at or before the clock; the span closed
+        and its pending trades, or None when no bucket closed."""
+        lo, until = until_by[size], clock_us // interval_us(size) * interval_us(size)
+        if until <= lo:
+            return None
+        until_by[size] = until
+        return lo, until, self._pending_between(lo, until)
 
     def _pending_index(self, ts_us: int) -> int:
         return int(self._pending["ts"].search_sorted(_utc(ts_us), side="left"))
