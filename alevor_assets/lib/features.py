@@ -60,6 +60,7 @@ from alevor_assets.lib.trade_features import (
     _attach_segments,
     _finite,
     _la_morgia,
+    resumed_heads,
     series_segments,
 )
 from alevor_assets.lib.schemas import UTC_US
@@ -132,7 +133,7 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str], resu
     b, windows = adjust_features_for_time_interval(bars, interval, spans)
     n = b.height
     start = fk.segment_starts(b[SEGMENT].to_numpy() if n else np.zeros(0, np.int64))
-    offset, init = _resumed_heads(b, start, resume)
+    offset, init = _resumed_offsets(b, start, resume)
     pos = np.arange(n) - start + offset[start]
     ts = b["ts"].dt.epoch("us").to_numpy()
     col = {name: b[name].cast(pl.Float64).to_numpy() for name in (
@@ -216,22 +217,15 @@ def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str], resu
     return out
 
 
-def _resumed_heads(b: pl.DataFrame, start: np.ndarray, resume: pl.DataFrame | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _resumed_offsets(b: pl.DataFrame, start: np.ndarray, resume: pl.DataFrame | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per row: the position its series' first row passed has in the whole series (0 unless
     resumed) and, on resumed first rows, the recursive values there (NaN elsewhere)."""
-    n = b.height
-    offset = np.zeros(n, np.int64)
-    init = {k: np.full(n, np.nan) for k in EMA_STATE}
-    if resume is None or resume.height == 0 or n == 0:
-        return offset, init
-    heads = b.select("token", "ts").with_row_index("_row").filter(pl.Series(start == np.arange(n)))
-    hit = heads.join(resume, on=["token", "ts"], how="inner")
-    if hit.filter((pl.col(POS) > 0) & (pl.col(POS) < RESUME_MARGIN_ROWS)).height:
-        raise ValueError(f"a series resumes at its first row or at least {RESUME_MARGIN_ROWS} rows in (the EMAs seed before)")
-    rows = hit["_row"].to_numpy().astype(np.int64)
-    offset[rows] = hit[POS].to_numpy()
-    for k in EMA_STATE:
-        init[k][rows] = hit[k].to_numpy()
+    offset = np.zeros(b.height, np.int64)
+    hit, init = resumed_heads(b, "ts", start, resume, EMA_STATE)
+    if hit.height:
+        if hit.filter((pl.col(POS) > 0) & (pl.col(POS) < RESUME_MARGIN_ROWS)).height:
+            raise ValueError(f"a series resumes at its first row or at least {RESUME_MARGIN_ROWS} rows in (the EMAs seed before)")
+        offset[hit["_row"].to_numpy().astype(np.int64)] = hit[POS].to_numpy()
     return offset, init
 
 

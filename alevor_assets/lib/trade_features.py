@@ -133,8 +133,8 @@ class TradeTables:
     """What the trade families read from the trades, each table computed once: the UTC days each
     token traded on (``token, ts``: where series restart), rush counts per bar of an interval and
     La Morgia sums per chunk size. Every row depends on the trades of its own bar or chunk only,
-    so the live path keeps tables grown bar by bar (``tables``) that equal those of all the
-    trades at once (``of``)."""
+    so the live path keeps tables grown bar by bar (passed to the constructor) that equal those
+    of all the trades at once (``of``)."""
 
     def __init__(self, days: pl.DataFrame, rush: dict[str, pl.DataFrame] | None = None,
                  chunks: dict[str, pl.DataFrame] | None = None, trades: SortedTrades | None = None):
@@ -190,7 +190,7 @@ def _la_morgia(sums: pl.DataFrame, chunk: str, window: int, segments: pl.DataFra
     day = start // DAY_US
     values = {"rush": sums["rush"].to_numpy(), "trades": cnt.astype(np.float64), "volume": sums["quote"].to_numpy(),
               "price_mean": sums["price_sum"].to_numpy() / np.maximum(cnt, 1), "price_max": sums["price_max"].to_numpy()}
-    init = _resumed_chunks(sums, series, resume)
+    _, init = resumed_heads(sums, "start", series, resume, LM_STATE)
     prefix = {name: fk.anchored_prefix(np.ascontiguousarray(x, dtype=np.float64), day, series,
                                        init[f"_{name}_ref"], init[f"_{name}_p1"], init[f"_{name}_p2"])
               for name, x in values.items()}
@@ -215,18 +215,21 @@ def _la_morgia(sums: pl.DataFrame, chunk: str, window: int, segments: pl.DataFra
     return out
 
 
-def _resumed_chunks(sums: pl.DataFrame, series: np.ndarray, resume: pl.DataFrame | None) -> dict[str, np.ndarray]:
-    """Per chunk: on resumed first chunks, the window sums there (NaN elsewhere)."""
-    n = sums.height
-    init = {k: np.full(n, np.nan) for k in LM_STATE}
+def resumed_heads(frame: pl.DataFrame, key: str, start: np.ndarray, resume: pl.DataFrame | None,
+                  columns: Sequence[str]) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The rows of ``resume`` that are the first row passed of a series of ``frame`` (same token
+    and ``key``), with ``_row``, their index in ``frame``; and per column of ``columns``, their
+    values on those rows (NaN elsewhere)."""
+    n = frame.height
+    init = {k: np.full(n, np.nan) for k in columns}
     if resume is None or resume.height == 0 or n == 0:
-        return init
-    heads = sums.select("token", "start").with_row_index("_row").filter(pl.Series(series == np.arange(n)))
-    hit = heads.join(resume, on=["token", "start"], how="inner")
+        return pl.DataFrame(), init
+    heads = frame.select("token", key).with_row_index("_row").filter(pl.Series(start == np.arange(n)))
+    hit = heads.join(resume, on=["token", key], how="inner")
     rows = hit["_row"].to_numpy().astype(np.int64)
-    for k in LM_STATE:
+    for k in columns:
         init[k][rows] = hit[k].to_numpy()
-    return init
+    return hit, init
 
 
 def chunk_resume_points(state: pl.DataFrame, chunk: str, window: int, needed_after_us: int) -> pl.DataFrame:
