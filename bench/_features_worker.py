@@ -2,8 +2,9 @@
 
 ENGINE: alevor_base (compute_features on 2 s bars alone: bar-count and wall-clock families, TA
 indicators), alevor_full (plus rush-trade and La Morgia features from the trades and
-multi-timeframe context from 1 m / 5 m / 1 h bars), pandas (the same core features written the
-way users do today: groupby(token) with shift/rolling/ewm). Each runs twice; both times reported.
+multi-timeframe context from 1 m / 5 m / 1 h bars), pandas (core features written the way users
+do today: groupby(token) with shift/rolling/ewm), alevor_pandas_set (compute_features asked for
+exactly the columns pandas computes). Each runs twice; both times reported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def bars_path(size: str, interval: str):
 
         resample_trades(pl.read_parquet(trades_path(size)), interval).write_parquet(path)
     return path
+
+
+# The columns pandas_features computes, under the names compute_features gives them.
+PANDAS_SET = (
+    "return_1", "log_return_1", "return_5", "log_return_5", "return_15", "log_return_15", "return_60", "log_return_60",
+    "realized_vol_5", "realized_vol_15", "realized_vol_60", "price_velocity", "price_acceleration", "volume_rate",
+    "trade_rate", "volume_zscore_15", "volume_zscore_60", "buy_sell_imbalance", "vwap_distance", "hl_range", "rsi_14",
+    "macd", "macd_signal", "bb_upper", "bb_middle", "bb_lower", "atr_14", "momentum_short", "momentum_long",
+)
 
 
 def pandas_features(bars) -> int:
@@ -74,6 +84,7 @@ def pandas_features(bars) -> int:
     out["atr_14"] = tr.groupby(df["token"]).transform(lambda x: x.ewm(alpha=1 / 14, adjust=False).mean())
     out["momentum_short"] = c / c.groupby(df["token"]).rolling(10).mean().reset_index(level=0, drop=True) - 1
     out["momentum_long"] = c / c.groupby(df["token"]).rolling(50).mean().reset_index(level=0, drop=True) - 1
+    assert sorted(out.columns) == sorted(PANDAS_SET), "PANDAS_SET names what pandas_features computes"
     return out.shape[1]
 
 
@@ -89,6 +100,8 @@ def main(engine: str, size: str) -> dict:
         if engine == "alevor_base":
             config = FeatureConfig(multi_timeframe=(), rush_chunks={})
             run = lambda: compute_features(bars, "2s", config=config).width - 3  # noqa: E731
+        elif engine == "alevor_pandas_set":
+            run = lambda: compute_features(bars, "2s", columns=PANDAS_SET).width - 3  # noqa: E731
         else:
             trades = pl.read_parquet(trades_path(size))
             context = pl.concat([bars, *(pl.read_parquet(bars_path(size, i)) for i in ("1m", "5m", "1h"))])

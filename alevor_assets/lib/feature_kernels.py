@@ -42,15 +42,37 @@ def shifted(x, start, k):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def rolling_sum(x, start, k):  # pragma: no cover - compiled
     """Sum of the last ``k`` values of the token (NaN until there are ``k``, or if any is NaN)."""
-    out = np.empty(len(x))
-    for i in range(len(x)):
+    n = len(x)
+    out = np.empty(n)
+    i = 0
+    while i < n:
+        if i + 3 < n and i - k + 1 >= start[i + 3]:
+            # Four windows at once: four independent chains of additions keep the CPU busy,
+            # and each window still adds its values in order (the same bits as one at a time).
+            b = i - k + 1
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for t in range(b, b + k):
+                a0 += x[t]
+                a1 += x[t + 1]
+                a2 += x[t + 2]
+                a3 += x[t + 3]
+            out[i] = a0
+            out[i + 1] = a1
+            out[i + 2] = a2
+            out[i + 3] = a3
+            i += 4
+            continue
         if i - k + 1 < start[i]:
             out[i] = NAN
-            continue
-        acc = 0.0
-        for j in range(i - k + 1, i + 1):
-            acc += x[j]
-        out[i] = acc
+        else:
+            acc = 0.0
+            for j in range(i - k + 1, i + 1):
+                acc += x[j]
+            out[i] = acc
+        i += 1
     return out
 
 
@@ -63,26 +85,102 @@ def rolling_mean(x, start, k):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
-    """Mean and population standard deviation of the last ``k`` values (two passes per window)."""
+    """Mean and population standard deviation of the last ``k`` values (two passes per window;
+    like ``rolling_sum``, four windows at a time)."""
     n = len(x)
     mean = np.empty(n)
     std = np.empty(n)
-    for i in range(n):
+    i = 0
+    while i < n:
+        if i + 3 < n and i - k + 1 >= start[i + 3]:
+            b = i - k + 1
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for t in range(b, b + k):
+                a0 += x[t]
+                a1 += x[t + 1]
+                a2 += x[t + 2]
+                a3 += x[t + 3]
+            m0 = a0 / k
+            m1 = a1 / k
+            m2 = a2 / k
+            m3 = a3 / k
+            v0 = 0.0
+            v1 = 0.0
+            v2 = 0.0
+            v3 = 0.0
+            for t in range(b, b + k):
+                d0 = x[t] - m0
+                d1 = x[t + 1] - m1
+                d2 = x[t + 2] - m2
+                d3 = x[t + 3] - m3
+                v0 += d0 * d0
+                v1 += d1 * d1
+                v2 += d2 * d2
+                v3 += d3 * d3
+            mean[i] = m0
+            mean[i + 1] = m1
+            mean[i + 2] = m2
+            mean[i + 3] = m3
+            std[i] = np.sqrt(v0 / k)
+            std[i + 1] = np.sqrt(v1 / k)
+            std[i + 2] = np.sqrt(v2 / k)
+            std[i + 3] = np.sqrt(v3 / k)
+            i += 4
+            continue
         if i - k + 1 < start[i]:
             mean[i] = NAN
             std[i] = NAN
-            continue
-        acc = 0.0
-        for j in range(i - k + 1, i + 1):
-            acc += x[j]
-        m = acc / k
-        var = 0.0
-        for j in range(i - k + 1, i + 1):
-            d = x[j] - m
-            var += d * d
-        mean[i] = m
-        std[i] = np.sqrt(var / k)
+        else:
+            acc = 0.0
+            for j in range(i - k + 1, i + 1):
+                acc += x[j]
+            m = acc / k
+            var = 0.0
+            for j in range(i - k + 1, i + 1):
+                d = x[j] - m
+                var += d * d
+            mean[i] = m
+            std[i] = np.sqrt(var / k)
+        i += 1
     return mean, std
+
+
+@njit(cache=True, nogil=True)
+def true_range(high, low, prev_close, pos):  # pragma: no cover - compiled
+    """TA-Lib's true range, max(high - low, |high - prev close|, |low - prev close|): NaN on a
+    series' first row (``pos`` 0) or where any input is NaN."""
+    n = len(high)
+    out = np.empty(n)
+    for i in range(n):
+        a = high[i] - low[i]
+        b = abs(high[i] - prev_close[i])
+        c = abs(low[i] - prev_close[i])
+        if pos[i] < 1 or a != a or b != b or c != c:
+            out[i] = NAN
+        else:
+            m = b if b >= c else c
+            out[i] = a if a >= m else m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gains_losses(diff):  # pragma: no cover - compiled
+    """Upward and downward moves (each 0 when the move goes the other way; NaN stays NaN)."""
+    n = len(diff)
+    gain = np.empty(n)
+    loss = np.empty(n)
+    for i in range(n):
+        d = diff[i]
+        if d != d:
+            gain[i] = NAN
+            loss[i] = NAN
+        else:
+            gain[i] = d if d > 0 else 0.0
+            loss[i] = -d if d < 0 else 0.0
+    return gain, loss
 
 
 @njit(cache=True, nogil=True)

@@ -28,7 +28,7 @@ it with the columns this module produces.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib import feature_kernels as fk
+from alevor_assets.lib.cores import in_threads, usable_cores
 from alevor_assets.lib.feature_catalog import (  # noqa: F401 - re-exported: the catalog is part of this module's API
     DEFAULT_MAX_GAP,
     DEFAULT_MULTI_TIMEFRAME,
@@ -123,98 +124,167 @@ RESUME_MARGIN_ROWS = 2 * max(HORIZONS) + 8
 
 
 def _base_features(bars: pl.DataFrame, interval: str, spans: Sequence[str], resume: pl.DataFrame | None = None,
-                   keep_state: bool = False) -> pl.DataFrame:
+                   keep_state: bool = False, wanted: Collection[str] | None = None) -> pl.DataFrame:
     """The per-bar, bar-count and wall-clock families for one interval, computed per series (a
     token, restarted after a long silence) by compiled kernels; ``token, interval, ts, close,
-    _seg`` and the features, in (token, ts) order. ``bars`` carries ``_seg``. ``resume`` (``token,
-    ts, _pos`` and :data:`EMA_STATE`): series whose first row passed is that row of a longer
-    series, at that position and with those recursive values; ``keep_state`` adds ``_pos`` and
-    :data:`EMA_STATE` to the output."""
+    _seg`` and the features (only those in ``wanted``, if given), in (token, ts) order. ``bars``
+    carries ``_seg``. ``resume`` (``token, ts, _pos`` and :data:`EMA_STATE`): series whose first
+    row passed is that row of a longer series, at that position and with those recursive values;
+    ``keep_state`` adds ``_pos`` and :data:`EMA_STATE` to the output."""
+    b = _ordered(bars)
+    # Series are independent: big frames are cut at series starts, one part per core.
+    cores = usable_cores()
+    parts = in_threads(lambda rows: _base_part(b.slice(rows[0], rows[1] - rows[0]), interval, spans, resume, keep_state, wanted),
+                       _series_parts(b[SEGMENT].to_numpy(), cores), cores)
+    return parts[0] if len(parts) == 1 else pl.concat(parts)
+
+
+# Below this many rows per part, threads cost more than they save (the live path's ticks).
+_MIN_PART_ROWS = 250_000
+
+
+def _series_parts(seg: np.ndarray, cores: int) -> list[tuple[int, int]]:
+    """Up to ``cores`` row ranges of about equal size, each holding whole series (``seg``: the
+    series id of each row, non-decreasing)."""
+    n = len(seg)
+    k = min(cores, n // _MIN_PART_ROWS)
+    if k <= 1:
+        return [(0, n)]
+    cuts = sorted({0, *(int(np.searchsorted(seg, seg[n * q // k])) for q in range(1, k))})
+    return list(zip(cuts, [*cuts[1:], n]))
+
+
+def _base_part(bars: pl.DataFrame, interval: str, spans: Sequence[str], resume: pl.DataFrame | None, keep_state: bool,
+               wanted: Collection[str] | None) -> pl.DataFrame:
+    """:func:`_base_features` of whole series."""
     b, windows = adjust_features_for_time_interval(bars, interval, spans)
     n = b.height
     start = fk.segment_starts(b[SEGMENT].to_numpy() if n else np.zeros(0, np.int64))
     offset, init = _resumed_offsets(b, start, resume)
     pos = np.arange(n) - start + offset[start]
     ts = b["ts"].dt.epoch("us").to_numpy()
-    col = {name: b[name].cast(pl.Float64).to_numpy() for name in (
-        "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume", "trade_count", "vwap")}
-    c, h, lo = col["close"], col["high"], col["low"]
-    f: dict[str, np.ndarray] = {}
+    values = _Lazy(_base_recipes(b, start, pos, init, ts, windows))
+    names = [name for name in values.recipes if not name.startswith("_") and name not in _BAR_COLUMNS
+             and (wanted is None or name in wanted)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        elapsed = b["elapsed_seconds"].to_numpy()
-        f["gap_seconds"], f["elapsed_seconds"] = b["gap_seconds"].cast(pl.Float64).to_numpy(), elapsed
-        prev_c = fk.shifted(c, start, 1)
-        log_ret_1 = np.log(c / prev_c)
-        for k in HORIZONS:
-            past = prev_c if k == 1 else fk.shifted(c, start, k)
-            f[f"return_{k}"] = c / past - 1.0
-            f[f"log_return_{k}"] = np.log(c / past)
-        lr2 = log_ret_1**2
-        for k in HORIZONS[1:]:
-            f[f"realized_vol_{k}"] = np.sqrt(fk.rolling_sum(lr2, start, k))
-        velocity = log_ret_1 / elapsed
-        f["price_velocity"] = velocity
-        f["price_acceleration"] = (velocity - fk.shifted(velocity, start, 1)) / elapsed
-        volume_rate = col["volume"] / elapsed
-        f["volume_rate"] = volume_rate
-        f["quote_volume_rate"] = col["quote_volume"] / elapsed
-        f["trade_rate"] = col["trade_count"] / elapsed
-        for k in HORIZONS[2:]:
-            mean, sd = fk.rolling_mean_std(volume_rate, start, k)
-            f[f"volume_zscore_{k}"] = np.where(sd > 0, (volume_rate - mean) / sd, np.where(sd == 0, 0.0, np.nan))
-        prev_mean = fk.rolling_mean(fk.shifted(volume_rate, start, 1), start, 20)
-        f["volume_ratio"] = np.where(prev_mean > 0, volume_rate / prev_mean, np.nan)
-        f["buy_sell_imbalance"] = (col["buy_volume"] - col["sell_volume"]) / col["volume"]
-        f["vwap_distance"] = c / col["vwap"] - 1.0
-        f["hl_range"] = (h - lo) / c
-        # TA-Lib RSI(14): Wilder averages seeded with the mean of the first 14 moves.
-        diff = c - prev_c
-        gain = np.where(diff > 0, diff, np.where(np.isnan(diff), np.nan, 0.0))
-        loss = np.where(diff < 0, -diff, np.where(np.isnan(diff), np.nan, 0.0))
-        ema: dict[str, np.ndarray] = {}
-        avg_gain = ema["_avg_gain"] = fk.ema_seeded(gain, start, pos, init["_avg_gain"], 14, 14, 0.0, True)
-        avg_loss = ema["_avg_loss"] = fk.ema_seeded(loss, start, pos, init["_avg_loss"], 14, 14, 0.0, True)
-        total = avg_gain + avg_loss
-        f["rsi_14"] = np.where(total > 0, 100.0 * (avg_gain / total), np.where(total == 0, 0.0, np.nan))
-        # TA-Lib MACD(12, 26, 9): both EMAs start at the slow one's first output (position 25).
-        fast = ema["_ema_fast"] = fk.ema_seeded(c, start, pos, init["_ema_fast"], 12, 25, 2.0 / 13.0, False)
-        slow = ema["_ema_slow"] = fk.ema_seeded(c, start, pos, init["_ema_slow"], 26, 25, 2.0 / 27.0, False)
-        macd_all = fast - slow
-        signal = ema["_ema_signal"] = fk.ema_seeded(macd_all, start, pos, init["_ema_signal"], 9, 33, 2.0 / 10.0, False)
-        macd = np.where(pos >= 33, macd_all, np.nan)
-        f["macd"], f["macd_signal"], f["macd_hist"] = macd, signal, macd - signal
-        mid, sd20 = fk.rolling_mean_std(c, start, 20)
-        f["bb_middle"], f["bb_upper"], f["bb_lower"] = mid, mid + 2.0 * sd20, mid - 2.0 * sd20
-        true_range = np.maximum(h - lo, np.maximum(np.abs(h - prev_c), np.abs(lo - prev_c)))
-        true_range = np.where(pos >= 1, true_range, np.nan)
-        f["atr_14"] = ema["_atr"] = fk.ema_seeded(true_range, start, pos, init["_atr"], 14, 14, 0.0, True)
-        f["momentum_short"] = c / fk.rolling_mean(c, start, 10) - 1.0
-        f["momentum_long"] = c / fk.rolling_mean(c, start, 50) - 1.0
-        f["macd_pct"] = macd / c
-        f["macd_hist_pct"] = f["macd_hist"] / c
-        f["bb_width"] = (f["bb_upper"] - f["bb_lower"]) / mid
-        band = f["bb_upper"] - f["bb_lower"]
-        f["bb_percent_b"] = np.where(band > 0, (c - f["bb_lower"]) / band, np.nan)
-        f["atr_pct"] = f["atr_14"] / c
-        ret_z = np.clip(f["return_5"] / (f["realized_vol_15"] * (5 / 15) ** 0.5), -5, 5)
-        parts = np.vstack([ret_z, np.clip(f["volume_zscore_15"], -5, 5), np.clip(3.0 * f["buy_sell_imbalance"], -5, 5)])
-        counts = np.sum(np.isfinite(parts), axis=0)
-        f["composite_score"] = np.where(counts > 0, np.nansum(np.where(np.isfinite(parts), parts, 0.0), axis=0) / np.maximum(counts, 1), np.nan)
-        lr2_known = np.where(np.isnan(lr2), 0.0, lr2)
-        for span, window in windows.items():
-            span_us = duration_us(span)
-            seconds = span_us / 1e6
-            f[f"realized_vol_{span}"] = np.sqrt(fk.window_sums_by_time(lr2_known, ts, start, window))
-            f[f"volume_rate_{span}"] = fk.window_sums_by_time(col["volume"], ts, start, window) / seconds
-            f[f"trade_rate_{span}"] = fk.window_sums_by_time(col["trade_count"], ts, start, window) / seconds
-            j = fk.last_at_or_before(ts, start, span_us)
-            f[f"return_{span}"] = np.where(j >= 0, c / c[np.maximum(j, 0)] - 1.0, np.nan)
+        f = {name: values[name] for name in names}
+        ema = {k: values[k] for k in EMA_STATE} if keep_state else {}
     out = b.select("token", "interval", "ts", "close", SEGMENT)
     # A ratio with a zero denominator has no value: null, never inf or NaN.
-    out = out.with_columns([pl.Series(name, _finite(values), dtype=pl.Float64, nan_to_null=True) for name, values in f.items()])
+    out = out.with_columns([pl.Series(name, _finite(v), dtype=pl.Float64, nan_to_null=True) for name, v in f.items()])
     if keep_state:
         out = out.with_columns(pl.Series(POS, pos, dtype=pl.Int64), *[pl.Series(k, v, dtype=pl.Float64) for k, v in ema.items()])
     return out
+
+
+_BAR_COLUMNS = ("high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume", "trade_count", "vwap")
+
+
+class _Lazy(dict):
+    """Arrays computed on first use, each by its recipe (which reads others): a caller that asks
+    for a few features computes only what those need."""
+
+    def __init__(self, recipes: dict[str, Callable[[_Lazy], Any]]) -> None:
+        super().__init__()
+        self.recipes = recipes
+
+    def __missing__(self, name: str) -> Any:
+        value = self[name] = self.recipes[name](self)
+        return value
+
+
+def _base_recipes(b: pl.DataFrame, start: np.ndarray, pos: np.ndarray, init: dict[str, np.ndarray], ts: np.ndarray,
+                  windows: dict[str, int]) -> dict[str, Callable[[_Lazy], Any]]:
+    """How each base feature (and the intermediate ``_*`` arrays and bar columns they read) is
+    computed, in output order; ``v`` is the :class:`_Lazy` of the computed ones."""
+    r: dict[str, Callable[[_Lazy], Any]] = {}
+    for name in _BAR_COLUMNS:
+        r[name] = lambda v, name=name: b[name].cast(pl.Float64).to_numpy()
+    r["gap_seconds"] = lambda v: b["gap_seconds"].cast(pl.Float64).to_numpy()
+    r["elapsed_seconds"] = lambda v: b["elapsed_seconds"].to_numpy()
+    r["_prev_c"] = lambda v: fk.shifted(v["close"], start, 1)
+    for k in HORIZONS:
+        r[f"_past_{k}"] = (lambda v: v["_prev_c"]) if k == 1 else (lambda v, k=k: fk.shifted(v["close"], start, k))
+        r[f"return_{k}"] = lambda v, k=k: v["close"] / v[f"_past_{k}"] - 1.0
+        r[f"log_return_{k}"] = lambda v, k=k: np.log(v["close"] / v[f"_past_{k}"])
+    r["_lr2"] = lambda v: v["log_return_1"] ** 2
+    for k in HORIZONS[1:]:
+        r[f"realized_vol_{k}"] = lambda v, k=k: np.sqrt(fk.rolling_sum(v["_lr2"], start, k))
+    r["price_velocity"] = lambda v: v["log_return_1"] / v["elapsed_seconds"]
+    r["price_acceleration"] = lambda v: (v["price_velocity"] - fk.shifted(v["price_velocity"], start, 1)) / v["elapsed_seconds"]
+    r["volume_rate"] = lambda v: v["volume"] / v["elapsed_seconds"]
+    r["quote_volume_rate"] = lambda v: v["quote_volume"] / v["elapsed_seconds"]
+    r["trade_rate"] = lambda v: v["trade_count"] / v["elapsed_seconds"]
+    for k in HORIZONS[2:]:
+        r[f"volume_zscore_{k}"] = lambda v, k=k: _zscore(v["volume_rate"], *fk.rolling_mean_std(v["volume_rate"], start, k))
+    r["volume_ratio"] = lambda v: _ratio_to_positive(v["volume_rate"], fk.rolling_mean(fk.shifted(v["volume_rate"], start, 1), start, 20))
+    r["buy_sell_imbalance"] = lambda v: (v["buy_volume"] - v["sell_volume"]) / v["volume"]
+    r["vwap_distance"] = lambda v: v["close"] / v["vwap"] - 1.0
+    r["hl_range"] = lambda v: (v["high"] - v["low"]) / v["close"]
+    # TA-Lib RSI(14): Wilder averages seeded with the mean of the first 14 moves.
+    r["_gain_loss"] = lambda v: fk.gains_losses(v["close"] - v["_prev_c"])
+    r["_avg_gain"] = lambda v: fk.ema_seeded(v["_gain_loss"][0], start, pos, init["_avg_gain"], 14, 14, 0.0, True)
+    r["_avg_loss"] = lambda v: fk.ema_seeded(v["_gain_loss"][1], start, pos, init["_avg_loss"], 14, 14, 0.0, True)
+    r["rsi_14"] = lambda v: _rsi(v["_avg_gain"], v["_avg_loss"])
+    # TA-Lib MACD(12, 26, 9): both EMAs start at the slow one's first output (position 25).
+    r["_ema_fast"] = lambda v: fk.ema_seeded(v["close"], start, pos, init["_ema_fast"], 12, 25, 2.0 / 13.0, False)
+    r["_ema_slow"] = lambda v: fk.ema_seeded(v["close"], start, pos, init["_ema_slow"], 26, 25, 2.0 / 27.0, False)
+    r["_macd_all"] = lambda v: v["_ema_fast"] - v["_ema_slow"]
+    r["_ema_signal"] = lambda v: fk.ema_seeded(v["_macd_all"], start, pos, init["_ema_signal"], 9, 33, 2.0 / 10.0, False)
+    r["macd"] = lambda v: np.where(pos >= 33, v["_macd_all"], np.nan)
+    r["macd_signal"] = lambda v: v["_ema_signal"]
+    r["macd_hist"] = lambda v: v["macd"] - v["macd_signal"]
+    r["_bb"] = lambda v: fk.rolling_mean_std(v["close"], start, 20)
+    r["bb_middle"] = lambda v: v["_bb"][0]
+    r["bb_upper"] = lambda v: v["_bb"][0] + 2.0 * v["_bb"][1]
+    r["bb_lower"] = lambda v: v["_bb"][0] - 2.0 * v["_bb"][1]
+    r["_atr"] = lambda v: fk.ema_seeded(fk.true_range(v["high"], v["low"], v["_prev_c"], pos), start, pos, init["_atr"], 14, 14, 0.0, True)
+    r["atr_14"] = lambda v: v["_atr"]
+    r["momentum_short"] = lambda v: v["close"] / fk.rolling_mean(v["close"], start, 10) - 1.0
+    r["momentum_long"] = lambda v: v["close"] / fk.rolling_mean(v["close"], start, 50) - 1.0
+    r["macd_pct"] = lambda v: v["macd"] / v["close"]
+    r["macd_hist_pct"] = lambda v: v["macd_hist"] / v["close"]
+    r["bb_width"] = lambda v: (v["bb_upper"] - v["bb_lower"]) / v["bb_middle"]
+    r["bb_percent_b"] = lambda v: _percent_b(v["close"], v["bb_upper"], v["bb_lower"])
+    r["atr_pct"] = lambda v: v["atr_14"] / v["close"]
+    r["composite_score"] = lambda v: _composite(v["return_5"], v["realized_vol_15"], v["volume_zscore_15"], v["buy_sell_imbalance"])
+    r["_lr2_known"] = lambda v: np.where(np.isnan(v["_lr2"]), 0.0, v["_lr2"])
+    for span, window in windows.items():
+        seconds = duration_us(span) / 1e6
+        r[f"realized_vol_{span}"] = lambda v, w=window: np.sqrt(fk.window_sums_by_time(v["_lr2_known"], ts, start, w))
+        r[f"volume_rate_{span}"] = lambda v, w=window, s=seconds: fk.window_sums_by_time(v["volume"], ts, start, w) / s
+        r[f"trade_rate_{span}"] = lambda v, w=window, s=seconds: fk.window_sums_by_time(v["trade_count"], ts, start, w) / s
+        r[f"return_{span}"] = lambda v, span=span: _return_since(v["close"], fk.last_at_or_before(ts, start, duration_us(span)))
+    return r
+
+
+def _zscore(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return np.where(sd > 0, (x - mean) / sd, np.where(sd == 0, 0.0, np.nan))
+
+
+def _ratio_to_positive(x: np.ndarray, base: np.ndarray) -> np.ndarray:
+    return np.where(base > 0, x / base, np.nan)
+
+
+def _rsi(avg_gain: np.ndarray, avg_loss: np.ndarray) -> np.ndarray:
+    total = avg_gain + avg_loss
+    return np.where(total > 0, 100.0 * (avg_gain / total), np.where(total == 0, 0.0, np.nan))
+
+
+def _percent_b(c: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    band = upper - lower
+    return np.where(band > 0, (c - lower) / band, np.nan)
+
+
+def _composite(return_5: np.ndarray, vol_15: np.ndarray, zscore_15: np.ndarray, imbalance: np.ndarray) -> np.ndarray:
+    ret_z = np.clip(return_5 / (vol_15 * (5 / 15) ** 0.5), -5, 5)
+    parts = np.vstack([ret_z, np.clip(zscore_15, -5, 5), np.clip(3.0 * imbalance, -5, 5)])
+    counts = np.sum(np.isfinite(parts), axis=0)
+    return np.where(counts > 0, np.nansum(np.where(np.isfinite(parts), parts, 0.0), axis=0) / np.maximum(counts, 1), np.nan)
+
+
+def _return_since(c: np.ndarray, j: np.ndarray) -> np.ndarray:
+    return np.where(j >= 0, c / c[np.maximum(j, 0)] - 1.0, np.nan)
 
 
 def _resumed_offsets(b: pl.DataFrame, start: np.ndarray, resume: pl.DataFrame | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -258,6 +328,7 @@ def compute_features(
     trades: pl.DataFrame | None = None,
     config: FeatureConfig | None = None,
     memo: dict | None = None,
+    columns: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """Feature snapshot for every bar of ``interval`` in ``bars`` (Polars in, Polars out).
 
@@ -272,13 +343,20 @@ def compute_features(
     data too and cut the result when you need exact values for a later span. ``memo``: a dict
     shared by calls on the same ``trades`` for several intervals; what depends only on the trades
     (or on identical coarser bars) is computed once (the values are those of separate calls).
+    ``columns``: only these features (``token, interval, ts`` and them, in the order above), and
+    only the work they need; their values are those of the whole set.
     """
     config = config or FeatureConfig()
     memo = _Memo(memo if memo is not None else {}, trades)
     with_trades = trades is not None and trades.height > 0
-    tables = memo.get("tables", lambda: TradeTables.of(trades)) if with_trades else None
+    names = _selected(feature_names(interval, config), columns, interval)
+    needs_trades = any(n.startswith(("rush_", "lm_")) for n in names)
+    tables = None
+    if with_trades:
+        # Without trade features the trades still say where series restart (their days).
+        tables = memo.get("tables", lambda: TradeTables.of(trades)) if needs_trades else TradeTables(TradeTables.days_of(trades))
     frame = bars.collect() if isinstance(bars, pl.LazyFrame) else bars
-    return features_from_tables(frame, interval, tables, tokens=tokens, config=config, memo=memo)[0]
+    return features_from_tables(frame, interval, tables, tokens=tokens, config=config, memo=memo, columns=columns)[0]
 
 
 @dataclass
@@ -301,12 +379,17 @@ def features_from_tables(
     memo: _Memo | None = None,
     resume: SeriesState | None = None,
     keep_state: bool = False,
+    columns: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, SeriesState]:
     """:func:`compute_features` on the trades' tables instead of the trades. ``resume`` continues
     series from a later row: bars per interval, fine or coarser (see ``_base_features``), and La
     Morgia chunks per chunk size (``_la_morgia``). With ``keep_state`` the second result holds the
     state of every row computed, from which a later call can resume (``resume_points``,
-    ``chunk_resume_points``)."""
+    ``chunk_resume_points``); it needs every column. ``columns``: see :func:`compute_features`."""
+    names = _selected(feature_names(interval, config), columns, interval)
+    if keep_state and columns is not None:
+        raise ValueError("keep_state keeps the state of every family: it computes every column")
+    wanted = set(names)
     memo = memo or _Memo({}, None)
     resume = resume or SeriesState()
     states = SeriesState()
@@ -316,30 +399,33 @@ def features_from_tables(
     with_trades = bool(tables)
     segments = series_segments([fine, *coarse.values(), *([tables.days] if with_trades else [])], config.max_gap_days)
     fine = fine.with_columns(_attach_segments(fine, segments))
-    out = _base_features(fine, interval, config.spans, resume.bars.get(interval), keep_state)
+    out = _base_features(fine, interval, config.spans, resume.bars.get(interval), keep_state, wanted)
     if keep_state:
         states.bars[interval] = out.select("token", "ts", SEGMENT, POS, *EMA_STATE)
-    out = out.with_columns(**_time_of_day(pl.col("ts")))
-    names = feature_names(interval, config)
+    out = out.with_columns(**{k: e for k, e in _time_of_day(pl.col("ts")).items() if k in wanted})
     if out.height == 0:
-        return pl.DataFrame(schema=feature_schema(interval, config)), states
+        schema = feature_schema(interval, config)
+        return pl.DataFrame(schema={k: schema[k] for k in (*KEYS, *names)}), states
     # Join by lookups of (series, time) keys instead of wide sorts and joins of the feature frame.
     # Right-hand tables: bars' rush counts, La Morgia chunks, coarser bars, keyed by end time.
     rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
     rush_cols = ["rush_trade_share", "rush_buy_orders"]
-    if with_trades:
+    if with_trades and wanted.intersection(rush_cols):
         rush = tables.rush(interval)
         rush = rush.with_columns(_attach_segments(rush, segments))
         rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
-        for chunk, window in config.rush_chunks.items():
+    for chunk, window in config.rush_chunks.items():
+        if with_trades and wanted.intersection(f"lm_{chunk}_{f}" for f in LM_FEATURES):
             lm = _la_morgia(tables.chunks(chunk), chunk, window, segments, resume.chunks.get(chunk), keep_state)
             if keep_state:
                 states.chunks[chunk] = lm.select("token", "start", "_end", SEGMENT, *LM_STATE)
             rights.append(("lm", lm, lm["_end"].to_numpy()))
     for j, rows in coarse.items():
+        if not wanted.intersection(f"mtf_{j}_{f}" for f in MTF_FEATURES):
+            continue
         rows = rows.with_columns(_attach_segments(rows, segments))
         if j in resume.bars or keep_state:
-            coarse_features = _base_features(rows, j, (), resume.bars.get(j), keep_state)
+            coarse_features = _base_features(rows, j, (), resume.bars.get(j), keep_state, MTF_FEATURES)
             if keep_state:
                 states.bars[j] = coarse_features.select("token", "ts", SEGMENT, POS, *EMA_STATE)
         else:
@@ -352,10 +438,6 @@ def features_from_tables(
     span = int(end_us.max()) - base_us + 2
     left = out[SEGMENT].to_numpy() * span + (end_us - base_us)
     extra: list[pl.Series] = []
-    found = {kind for kind, _, _ in rights}
-    if "rush" not in found:
-        extra += [pl.Series(c, [None] * out.height, dtype=pl.Float64) for c in rush_cols]
-        extra += [pl.Series(f"lm_{c}_{f}", [None] * out.height, dtype=pl.Float64) for c in config.rush_chunks for f in LM_FEATURES]
     for kind, table, time_us in rights:
         right = table[SEGMENT].to_numpy() * span + (np.minimum(time_us, base_us + span - 1) - base_us)
         if kind == "rush":
@@ -368,16 +450,13 @@ def features_from_tables(
             # A coarse bar counts once it is complete: its end at or before this bar's end.
             rows = _asof_rows(left, right, span)
             extra += [table[f].gather(rows).alias(f"mtf_{kind}_{f}") for f in MTF_FEATURES]
-    for j in coarse:
-        if j not in found:
-            extra += [pl.Series(f"mtf_{j}_{f}", [None] * out.height, dtype=pl.Float64) for f in MTF_FEATURES]
-    if tokens is not None and tokens.height:
+    if tokens is not None and tokens.height and "token_age_hours" in wanted:
         created = tokens.select("token", pl.col("created_at").cast(UTC_US)).unique("token")
         age = out.select("token", "ts").join(created, on="token", how="left", maintain_order="left")
         extra.append(((age["ts"] - age["created_at"]).dt.total_microseconds() / 3.6e9).alias("token_age_hours"))
-    else:
-        extra.append(pl.Series("token_age_hours", [None] * out.height, dtype=pl.Float64))
     out = out.with_columns(extra)
+    # What the data cannot give (no trades, no coarser bars, no token ages) is null.
+    out = out.with_columns([pl.Series(n, [None] * out.height, dtype=pl.Float64) for n in names if n not in out.columns])
     return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names]), states
 
 
@@ -401,9 +480,19 @@ class _Memo:
         key = ("coarse", interval)
         seen = self.store.get(key)
         if seen is None or not seen[0].equals(rows):
-            seen = (rows, _base_features(rows, interval, ()))
+            seen = (rows, _base_features(rows, interval, (), wanted=MTF_FEATURES))
             self.store[key] = seen
         return seen[1]
+
+
+def _selected(names: list[str], columns: Collection[str] | None, interval: str) -> list[str]:
+    if columns is None:
+        return names
+    unknown = sorted(set(columns).difference(names))
+    if unknown:
+        raise ValueError(f"compute_features for {interval} has no feature(s) {unknown}")
+    asked = set(columns)
+    return [n for n in names if n in asked]
 
 
 def resume_points(states: pl.DataFrame, interval: str, spans: Sequence[str], *, next_row: bool) -> pl.DataFrame:

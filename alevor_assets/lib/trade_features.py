@@ -144,8 +144,12 @@ class TradeTables:
 
     @classmethod
     def of(cls, trades: pl.DataFrame) -> TradeTables:
-        days = trades.select("token", pl.col("ts").dt.truncate("1d")).unique()
-        return cls(days, trades=SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side")))
+        return cls(cls.days_of(trades), trades=SortedTrades.from_frame(trades.select("token", "trade_id", "ts", "price", "amount", "side")))
+
+    @staticmethod
+    def days_of(trades: pl.DataFrame) -> pl.DataFrame:
+        """``token, ts``: the UTC days each token traded on."""
+        return trades.select("token", pl.col("ts").dt.truncate("1d")).unique()
 
     def __bool__(self) -> bool:
         return self.days.height > 0

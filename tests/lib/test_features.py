@@ -248,3 +248,45 @@ def test_an_empty_frame_has_the_exact_columns_and_types_of_the_interval():
     empty = compute_features(time_bars(trades_for_day(small_config(), START), ["1m"]).clear(), "2s", config=config)
     assert dict(empty.schema) == feature_schema("2s", config) and empty.height == 0
     assert "mtf_1h_rsi_14" in feature_schema("2s", config) and "mtf_1m_rsi_14" not in feature_schema("1m", config)
+
+
+def _day_with_context():
+    trades = trades_for_day(small_config(), START)
+    bars = time_bars(trades, ["2s", "1m", "5m", "1h"])
+    tokens = trades.group_by("token").agg(pl.col("ts").min().alias("created_at"))
+    return trades, bars, tokens
+
+
+@pytest.mark.parametrize("columns", [
+    ["composite_score"],
+    ["lm_5s_std_price", "mtf_1m_rsi_14", "hour_cos"],
+    ["rush_buy_orders", "token_age_hours", "return_5m"],
+    ["macd_hist_pct", "bb_width", "atr_pct", "volume_ratio", "realized_vol_1h"],
+])
+def test_a_column_selection_equals_those_columns_of_the_whole_set(columns):
+    trades, bars, tokens = _day_with_context()
+    full = compute_features(bars, "2s", trades=trades, tokens=tokens)
+    got = compute_features(bars, "2s", trades=trades, tokens=tokens, columns=columns)
+    # In the order of the whole set, bit for bit.
+    assert got.equals(full.select("token", "interval", "ts", *[c for c in full.columns if c in columns]))
+    assert got.columns[3:] != full.columns[3:]
+
+
+def test_an_unknown_column_is_named():
+    _, bars, _ = _day_with_context()
+    with pytest.raises(ValueError, match=r"no feature\(s\) \['mtf_2s_rsi_14', 'nope'\]"):
+        compute_features(bars, "1m", columns=["rsi_14", "nope", "mtf_2s_rsi_14"])
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_series_computed_in_threads_give_the_rows_of_one_pass(monkeypatch, cores):
+    import alevor_assets.lib.features as features
+
+    trades, bars, tokens = _day_with_context()
+    one = compute_features(bars, "2s", trades=trades, tokens=tokens)
+    monkeypatch.setattr(features, "_MIN_PART_ROWS", 100)
+    monkeypatch.setattr(features, "usable_cores", lambda: cores)
+    parts = features._series_parts(np.repeat(np.arange(6), 400), cores)
+    assert len(parts) == cores and parts[0][0] == 0 and parts[-1][1] == 2400
+    assert all(a % 400 == 0 for a, _ in parts), "parts start at series starts"
+    assert compute_features(bars, "2s", trades=trades, tokens=tokens).equals(one)

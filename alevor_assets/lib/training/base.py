@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import polars as pl
 
+from alevor_assets.lib.cores import usable_cores
 from alevor_assets.lib.plugins import Registry
 from alevor_assets.lib.validation import InsufficientDataError
 
@@ -137,4 +137,4 @@ def make_trainer(name: str, params: dict[str, Any] | None = None) -> Trainer:
 
 
 def _threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return usable_cores()
