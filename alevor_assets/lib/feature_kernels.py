@@ -318,6 +318,39 @@ def window_sums_by_time(x, ts, start, span_us):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def bucket_sums(codes, ts, price, weights, step_us):  # pragma: no cover - compiled
+    """Per run of rows of one token in one bucket of ``step_us`` (rows in token and time order):
+    code, bucket start, count, Σprice, max price and Σ of each row of ``weights``, all in one
+    pass, summed in row order."""
+    n = len(ts)
+    m = 0
+    for i in range(n):
+        if i == 0 or codes[i] != codes[i - 1] or ts[i] // step_us != ts[i - 1] // step_us:
+            m += 1
+    code = np.empty(m, np.int64)
+    start = np.empty(m, np.int64)
+    cnt = np.zeros(m, np.int64)
+    price_sum = np.zeros(m)
+    price_max = np.empty(m)
+    weight_sum = np.zeros((weights.shape[0], m))
+    j = -1
+    for i in range(n):
+        p = price[i]
+        if i == 0 or codes[i] != codes[i - 1] or ts[i] // step_us != ts[i - 1] // step_us:
+            j += 1
+            code[j] = codes[i]
+            start[j] = (ts[i] // step_us) * step_us
+            price_max[j] = p
+        elif p > price_max[j]:
+            price_max[j] = p
+        cnt[j] += 1
+        price_sum[j] += p
+        for w in range(weights.shape[0]):
+            weight_sum[w, j] += weights[w, i]
+    return code, start, cnt, price_sum, price_max, weight_sum
+
+
+@njit(cache=True, nogil=True)
 def last_at_or_before(ts, start, offset_us):  # pragma: no cover - compiled
     """Index of the token's last row with ts <= ts_i - offset, or -1."""
     n = len(ts)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from alevor_assets.lib import feature_kernels as fk
-from alevor_assets.lib.bars import SortedTrades, _fill_many
+from alevor_assets.lib.bars import SortedTrades
 from alevor_assets.lib.feature_catalog import LM_PRICE_WINDOW
 from alevor_assets.lib.intervals import DAY_US, interval_us
 from alevor_assets.lib.schemas import UTC_US
@@ -51,28 +51,12 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return fk.infinite_to_nan(values if values.flags.writeable else values.copy())
 
 
-def _segment_sums(st: SortedTrades, mask: np.ndarray, step_us: int, weight: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per (token, bucket) of ``step_us`` over the rows in ``mask``: code, start, count, Σweight,
-    Σprice, max price; one sequential pass each, like the bars."""
-    codes, ts, price = st.codes[mask], st.ts[mask], st.price[mask]
-    if len(ts) == 0:
-        empty = np.zeros(0)
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty
-    bucket = ts // step_us
-    opens = np.empty(len(ts), dtype=np.bool_)
-    opens[0] = True
-    opens[1:] = (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])
-    n = int(opens.sum())
-    one_spec = opens[:, None]
-    offsets = np.array([0, n], dtype=np.int64)
-    steps = np.array([step_us], dtype=np.int64)
-    no_buys = np.zeros(len(ts), np.bool_)
-    # With amount = 1 the kernel's "volume" is the count and its "quote volume" is Σ price.
-    code, start, _o, high, _l, _c, _v, price_sum, _bv, _sv, cnt = _fill_many(
-        one_spec, codes, ts, price, np.ones(len(ts)), no_buys, steps, offsets
-    )
-    _, _, _, _, _, _, weight_sum, _, _, _, _ = _fill_many(one_spec, codes, ts, price, weight[mask], no_buys, steps, offsets)
-    return code, start, cnt, weight_sum, price_sum, high
+def _segment_sums(st: SortedTrades, mask: np.ndarray, step_us: int, *weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per (token, bucket) of ``step_us`` over the rows in ``mask``: code, start, count, Σprice,
+    max price, and Σ of each of ``weights``; one sequential pass, like the bars."""
+    w = np.vstack([np.asarray(x, np.float64)[mask] for x in weights]) if weights else np.zeros((0, int(mask.sum())))
+    code, start, cnt, price_sum, high, sums = fk.bucket_sums(st.codes[mask], st.ts[mask], st.price[mask], w, step_us)
+    return (code, start, cnt, price_sum, high, *sums)
 
 
 def _rush_flags(st: SortedTrades) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +84,7 @@ def _rush_per_bar(st: SortedTrades, flags: tuple[np.ndarray, np.ndarray], interv
     shared, rush_first = flags
     everything = np.ones(st.rows, dtype=np.bool_)
     step = interval_us(interval)
-    code, start, cnt, shared_sum, _, _ = _segment_sums(st, everything, step, shared.astype(np.float64))
-    _, _, _, rush_sum, _, _ = _segment_sums(st, everything, step, rush_first.astype(np.float64))
+    code, start, cnt, _, _, shared_sum, rush_sum = _segment_sums(st, everything, step, shared, rush_first)
     return pl.DataFrame({
         "token": st.tokens.gather(code),
         "ts": pl.Series(start, dtype=pl.Int64).cast(UTC_US),
@@ -123,8 +106,7 @@ def chunk_sums(st: SortedTrades, rush_first: np.ndarray, chunk: str) -> pl.DataF
     """Per non-empty buy-trade chunk (``start`` in epoch microseconds): count, quote volume,
     Σprice, max price, rush orders. A chunk's sums read its own trades only."""
     step = interval_us(chunk)
-    code, start, cnt, quote, price_sum, price_max = _segment_sums(st, st.is_buy, step, st.price * st.amount)
-    _, _, _, rush, _, _ = _segment_sums(st, st.is_buy, step, rush_first.astype(np.float64))
+    code, start, cnt, price_sum, price_max, quote, rush = _segment_sums(st, st.is_buy, step, st.price * st.amount, rush_first)
     return pl.DataFrame({"token": st.tokens.gather(code), "start": start, "cnt": cnt, "quote": quote,
                          "price_sum": price_sum, "price_max": price_max, "rush": rush}, schema=CHUNK_SCHEMA)
 

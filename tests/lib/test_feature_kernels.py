@@ -56,3 +56,25 @@ def test_true_range_and_moves_equal_their_numpy_definitions():
         gain, loss = fk.gains_losses(diff)
         assert _same_bits(gain, np.where(diff > 0, diff, np.where(np.isnan(diff), np.nan, 0.0)))
         assert _same_bits(loss, np.where(diff < 0, -diff, np.where(np.isnan(diff), np.nan, 0.0)))
+
+
+def test_bucket_sums_add_each_bucket_in_row_order():
+    rng = np.random.default_rng(4)
+    n = 300
+    codes = np.sort(rng.integers(0, 4, n))
+    ts = np.concatenate([np.sort(rng.integers(0, 60_000_000, (codes == c).sum())) for c in range(4)])
+    price = rng.lognormal(size=n)
+    weights = np.vstack([rng.random(n), (rng.random(n) < 0.3).astype(np.float64)])
+    code, start, cnt, price_sum, price_max, sums = fk.bucket_sums(codes, ts, price, weights, 5_000_000)
+    expected = {}
+    for i in range(n):
+        key = (int(codes[i]), int(ts[i] // 5_000_000 * 5_000_000))
+        e = expected.setdefault(key, [0, 0.0, -math.inf, 0.0, 0.0])
+        e[0] += 1
+        e[1] += price[i]
+        e[2] = max(e[2], price[i])
+        e[3] += weights[0, i]
+        e[4] += weights[1, i]
+    assert list(zip(code.tolist(), start.tolist())) == list(expected)
+    got = np.column_stack([cnt, price_sum, price_max, sums[0], sums[1]])
+    assert _same_bits(got, np.array(list(expected.values())))
