@@ -442,21 +442,24 @@ def features_from_tables(
         right = table[SEGMENT].to_numpy() * span + (np.minimum(time_us, base_us + span - 1) - base_us)
         if kind == "rush":
             rows = _asof_rows(left, right, span, exact=True)
-            extra += [table[c].gather(rows) for c in rush_cols]
+            extra += _gather(table, rush_cols, rows)
         elif kind == "lm":
             rows = _asof_rows(left, right, span)
-            extra += [table[c].gather(rows) for c in table.columns if c.startswith("lm_")]
+            extra += _gather(table, [c for c in table.columns if c.startswith("lm_")], rows)
         else:
             # A coarse bar counts once it is complete: its end at or before this bar's end.
             rows = _asof_rows(left, right, span)
-            extra += [table[f].gather(rows).alias(f"mtf_{kind}_{f}") for f in MTF_FEATURES]
+            extra += [s.alias(f"mtf_{kind}_{s.name}") for s in _gather(table, MTF_FEATURES, rows)]
     if tokens is not None and tokens.height and "token_age_hours" in wanted:
         created = tokens.select("token", pl.col("created_at").cast(UTC_US)).unique("token")
         age = out.select("token", "ts").join(created, on="token", how="left", maintain_order="left")
         extra.append(((age["ts"] - age["created_at"]).dt.total_microseconds() / 3.6e9).alias("token_age_hours"))
-    out = out.with_columns(extra)
     # What the data cannot give (no trades, no coarser bars, no token ages) is null.
-    out = out.with_columns([pl.Series(n, [None] * out.height, dtype=pl.Float64) for n in names if n not in out.columns])
+    extra += [pl.Series(n, [None] * out.height, dtype=pl.Float64) for n in names if n not in out.columns and n not in {e.name for e in extra}]
+    # Cut like the base columns (one chunk per thread's part): a frame whose columns are cut
+    # differently is copied whole into one chunk by the next select.
+    lengths = out["ts"].chunk_lengths()
+    out = out.with_columns([_cut_like(e, lengths) for e in extra])
     return out.select(*KEYS, *[pl.col(n).cast(pl.Float64) for n in names]), states
 
 
@@ -483,6 +486,19 @@ class _Memo:
             seen = (rows, _base_features(rows, interval, (), wanted=MTF_FEATURES))
             self.store[key] = seen
         return seen[1]
+
+
+def _gather(table: pl.DataFrame, columns: Sequence[str], rows: pl.Series) -> list[pl.Series]:
+    """``columns`` of ``table`` at ``rows`` (null rows: null), the columns side by side."""
+    return table.select([pl.col(c).gather(rows) for c in columns]).get_columns()
+
+
+def _cut_like(s: pl.Series, lengths: list[int]) -> pl.Series:
+    """``s`` as zero-copy slices of the given chunk lengths."""
+    if len(lengths) <= 1:
+        return s
+    starts = np.cumsum([0, *lengths[:-1]])
+    return pl.concat([s.slice(int(a), n) for a, n in zip(starts, lengths)], rechunk=False)
 
 
 def _selected(names: list[str], columns: Collection[str] | None, interval: str) -> list[str]:
