@@ -351,6 +351,22 @@ def bucket_sums(codes, ts, price, weights, step_us):  # pragma: no cover - compi
 
 
 @njit(cache=True, nogil=True)
+def last_key_at_or_before(left, right):  # pragma: no cover - compiled
+    """For each key of ``left``, the index of the last key of ``right`` at or before it, or -1
+    (``np.searchsorted(right, left, "right") - 1``), merging the two sorted arrays in one pass."""
+    n = len(left)
+    m = len(right)
+    out = np.empty(n, np.int64)
+    j = -1
+    for i in range(n):
+        x = left[i]
+        while j + 1 < m and right[j + 1] <= x:
+            j += 1
+        out[i] = j
+    return out
+
+
+@njit(cache=True, nogil=True)
 def last_at_or_before(ts, start, offset_us):  # pragma: no cover - compiled
     """Index of the token's last row with ts <= ts_i - offset, or -1."""
     n = len(ts)

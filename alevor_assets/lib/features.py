@@ -314,10 +314,13 @@ def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = Fal
     (right keys sorted), or with exactly that key; null where there is none."""
     if len(right) == 0:
         return pl.Series([None] * len(left), dtype=pl.UInt32)
-    idx = np.searchsorted(right, left, side="right") - 1
+    # Left keys follow the rows' (token, ts) order, so they are sorted too: one merge pass.
+    ordered = len(left) < 2 or bool(np.all(left[1:] >= left[:-1]))
+    idx = fk.last_key_at_or_before(left, right) if ordered else np.searchsorted(right, left, side="right") - 1
     found = right[np.maximum(idx, 0)]
     ok = (idx >= 0) & ((found == left) if exact else (found // span == left // span))
-    return pl.Series(np.where(ok, idx, 0), dtype=pl.UInt32).scatter(np.flatnonzero(~ok), None)
+    rows = pl.Series(np.where(ok, idx, 0), dtype=pl.UInt32)
+    return pl.select(pl.when(pl.Series(ok)).then(rows)).to_series()
 
 
 def compute_features(
@@ -410,16 +413,24 @@ def features_from_tables(
     # Right-hand tables: bars' rush counts, La Morgia chunks, coarser bars, keyed by end time.
     rights: list[tuple[str, pl.DataFrame, np.ndarray]] = []
     rush_cols = ["rush_trade_share", "rush_buy_orders"]
+    families: list[str] = []
     if with_trades and wanted.intersection(rush_cols):
-        rush = tables.rush(interval)
-        rush = rush.with_columns(_attach_segments(rush, segments))
-        rights.append(("rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step))
-    for chunk, window in config.rush_chunks.items():
-        if with_trades and wanted.intersection(f"lm_{chunk}_{f}" for f in LM_FEATURES):
-            lm = _la_morgia(tables.chunks(chunk), chunk, window, segments, resume.chunks.get(chunk), keep_state)
-            if keep_state:
-                states.chunks[chunk] = lm.select("token", "start", "_end", SEGMENT, *LM_STATE)
-            rights.append(("lm", lm, lm["_end"].to_numpy()))
+        families.append("rush")
+    families += [chunk for chunk in config.rush_chunks
+                 if with_trades and wanted.intersection(f"lm_{chunk}_{f}" for f in LM_FEATURES)]
+
+    def trade_family(family: str) -> tuple[str, pl.DataFrame, np.ndarray]:
+        if family == "rush":
+            rush = tables.rush(interval)
+            rush = rush.with_columns(_attach_segments(rush, segments))
+            return "rush", rush, rush["ts"].dt.epoch("us").to_numpy() + step
+        lm = _la_morgia(tables.chunks(family), family, config.rush_chunks[family], segments, resume.chunks.get(family), keep_state)
+        if keep_state:
+            states.chunks[family] = lm.select("token", "start", "_end", SEGMENT, *LM_STATE)
+        return "lm", lm, lm["_end"].to_numpy()
+
+    # Each trade family reads the trades on its own: side by side, one per core.
+    rights += in_threads(trade_family, families, usable_cores())
     for j, rows in coarse.items():
         if not wanted.intersection(f"mtf_{j}_{f}" for f in MTF_FEATURES):
             continue

@@ -9,6 +9,7 @@ bar features; each pass over the trades is sequential, like the bar kernel.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,11 +52,17 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return fk.infinite_to_nan(values if values.flags.writeable else values.copy())
 
 
-def _segment_sums(st: SortedTrades, mask: np.ndarray, step_us: int, *weights: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per (token, bucket) of ``step_us`` over the rows in ``mask``: code, start, count, Σprice,
-    max price, and Σ of each of ``weights``; one sequential pass, like the bars."""
-    w = np.vstack([np.asarray(x, np.float64)[mask] for x in weights]) if weights else np.zeros((0, int(mask.sum())))
-    code, start, cnt, price_sum, high, sums = fk.bucket_sums(st.codes[mask], st.ts[mask], st.price[mask], w, step_us)
+def _segment_sums(st: SortedTrades, mask: np.ndarray | None, step_us: int, *weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per (token, bucket) of ``step_us`` over the rows in ``mask`` (None: all): code, start,
+    count, Σprice, max price, and Σ of each of ``weights``; one sequential pass, like the bars."""
+    if mask is not None and mask.all():
+        mask = None  # every row: no copies
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return x if mask is None else x[mask]
+
+    w = np.vstack([rows(np.asarray(x, np.float64)) for x in weights]) if weights else np.zeros((0, len(rows(st.ts))))
+    code, start, cnt, price_sum, high, sums = fk.bucket_sums(rows(st.codes), rows(st.ts), rows(st.price), w, step_us)
     return (code, start, cnt, price_sum, high, *sums)
 
 
@@ -82,9 +89,8 @@ def _rush_flags(st: SortedTrades) -> tuple[np.ndarray, np.ndarray]:
 
 def _rush_per_bar(st: SortedTrades, flags: tuple[np.ndarray, np.ndarray], interval: str) -> pl.DataFrame:
     shared, rush_first = flags
-    everything = np.ones(st.rows, dtype=np.bool_)
     step = interval_us(interval)
-    code, start, cnt, _, _, shared_sum, rush_sum = _segment_sums(st, everything, step, shared, rush_first)
+    code, start, cnt, _, _, shared_sum, rush_sum = _segment_sums(st, None, step, shared, rush_first)
     return pl.DataFrame({
         "token": st.tokens.gather(code),
         "ts": pl.Series(start, dtype=pl.Int64).cast(UTC_US),
@@ -123,6 +129,8 @@ class TradeTables:
         self.days, self._rush, self._chunks = days, dict(rush or {}), dict(chunks or {})
         self._st = trades
         self._flags: tuple[np.ndarray, np.ndarray] | None = None
+        self._buy_rows: tuple[SortedTrades, np.ndarray] | None = None
+        self._lock = threading.Lock()  # families computed in threads share the flags and buys
 
     @classmethod
     def of(cls, trades: pl.DataFrame) -> TradeTables:
@@ -137,9 +145,10 @@ class TradeTables:
         return self.days.height > 0
 
     def flags(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._flags is None:
-            assert self._st is not None
-            self._flags = _rush_flags(self._st)
+        with self._lock:
+            if self._flags is None:
+                assert self._st is not None
+                self._flags = _rush_flags(self._st)
         return self._flags
 
     def rush(self, interval: str) -> pl.DataFrame:
@@ -150,9 +159,17 @@ class TradeTables:
 
     def chunks(self, chunk: str) -> pl.DataFrame:
         if chunk not in self._chunks:
-            self._chunks[chunk] = (chunk_sums(self._st, self.flags()[1], chunk) if self._st is not None
-                                   else pl.DataFrame(schema=CHUNK_SCHEMA))
+            self._chunks[chunk] = chunk_sums(*self._buys(), chunk) if self._st is not None else pl.DataFrame(schema=CHUNK_SCHEMA)
         return self._chunks[chunk]
+
+    def _buys(self) -> tuple[SortedTrades, np.ndarray]:
+        """The buy trades and their rush flags, taken once for every chunk size."""
+        rush_first = self.flags()[1]
+        with self._lock:
+            if self._buy_rows is None:
+                st, b = self._st, self._st.is_buy
+                self._buy_rows = (SortedTrades(st.tokens, st.codes[b], st.ts[b], st.price[b], st.amount[b], st.is_buy[b]), rush_first[b])
+        return self._buy_rows
 
 
 LM_VALUES = ("rush", "trades", "volume", "price_mean", "price_max")

@@ -78,3 +78,11 @@ def test_bucket_sums_add_each_bucket_in_row_order():
     assert list(zip(code.tolist(), start.tolist())) == list(expected)
     got = np.column_stack([cnt, price_sum, price_max, sums[0], sums[1]])
     assert _same_bits(got, np.array(list(expected.values())))
+
+
+def test_the_asof_merge_equals_searchsorted_with_ties_and_misses():
+    rng = np.random.default_rng(8)
+    right = np.sort(rng.integers(5, 50, 40))  # repeated keys, none below 5
+    left = np.sort(rng.integers(0, 60, 200))
+    assert np.array_equal(fk.last_key_at_or_before(left, right), np.searchsorted(right, left, side="right") - 1)
+    assert fk.last_key_at_or_before(left, right[:0]).tolist() == [-1] * len(left)
