@@ -299,3 +299,40 @@ def test_registry_round_trips_a_skops_model(tmp_path):
     loaded, _ = registry.load("svm", version.version)
     np.testing.assert_array_equal(loaded.predict_score(xv), trainer.predict_score(xv))
     assert loaded.fit_info()["classes"] == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["xgboost_classifier", "xgboost_regressor"])
+def test_xgboost_early_stops_on_a_plain_dmatrix_with_the_stock_estimators_model(name, tmp_path):
+    """The validation fold is evaluated on a DMatrix (not XGBoost's default QuantileDMatrix,
+    slow to predict on): the same early stop and the very same model bytes as the stock
+    scikit-learn estimator."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 6))
+    x[rng.random(x.shape) < 0.02] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + rng.normal(size=3000) > 0.8).astype(int) if name.endswith("classifier") else np.nan_to_num(x[:, 1]) * 2 + rng.normal(size=3000)
+    frame = pl.DataFrame(x, schema=[f"f{i}" for i in range(6)])
+    xt, xv, yt, yv = frame[:2000], frame[2000:], y[:2000], y[2000:]
+    params = {"n_estimators": 300, "early_stopping_rounds": 15, "learning_rate": 0.3}
+    ours = make_trainer(name, {**params, **({"balance_classes": False} if name.endswith("classifier") else {})})
+    ours.fit(xt, yt, np.ones(2000), xv, yv, np.ones(1000))
+    evaluated = []
+    stock_type = xgb.XGBClassifier if name.endswith("classifier") else xgb.XGBRegressor
+
+    class Watched(stock_type):
+        def _create_dmatrix(self, ref, **kwargs):
+            m = super()._create_dmatrix(ref, **kwargs)
+            evaluated.append(type(m).__name__)
+            return m
+
+    our_type = type(ours._model)
+    assert our_type.__name__ == stock_type.__name__ and issubclass(our_type, stock_type)
+    reference = ours._model._create_dmatrix(None, data=xt.to_numpy(), label=yt)
+    assert type(ours._model._create_dmatrix(reference, data=xv.to_numpy(), label=yv)) is xgb.DMatrix
+    stock = Watched(**{**ours._model.get_params()})
+    stock.fit(xt, yt, sample_weight=np.ones(2000), eval_set=[(xv, yv)], sample_weight_eval_set=[np.ones(1000)], verbose=False)
+    assert evaluated == ["QuantileDMatrix", "QuantileDMatrix"]  # what the stock estimator does
+    assert 0 < ours.fit_info()["best_iteration"] == stock.best_iteration < 299
+    stock.save_model(tmp_path / "stock.ubj")
+    assert ours.save(tmp_path).read_bytes() == (tmp_path / "stock.ubj").read_bytes()
