@@ -88,25 +88,16 @@ def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
     """Mean and population standard deviation of the last ``k`` values (two passes per window;
     like ``rolling_sum``, four windows at a time)."""
     n = len(x)
-    mean = np.empty(n)
+    mean = rolling_sum(x, start, k) / k
     std = np.empty(n)
     i = 0
     while i < n:
         if i + 3 < n and i - k + 1 >= start[i + 3]:
             b = i - k + 1
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            for t in range(b, b + k):
-                a0 += x[t]
-                a1 += x[t + 1]
-                a2 += x[t + 2]
-                a3 += x[t + 3]
-            m0 = a0 / k
-            m1 = a1 / k
-            m2 = a2 / k
-            m3 = a3 / k
+            m0 = mean[i]
+            m1 = mean[i + 1]
+            m2 = mean[i + 2]
+            m3 = mean[i + 3]
             v0 = 0.0
             v1 = 0.0
             v2 = 0.0
@@ -120,10 +111,6 @@ def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
                 v1 += d1 * d1
                 v2 += d2 * d2
                 v3 += d3 * d3
-            mean[i] = m0
-            mean[i + 1] = m1
-            mean[i + 2] = m2
-            mean[i + 3] = m3
             std[i] = np.sqrt(v0 / k)
             std[i + 1] = np.sqrt(v1 / k)
             std[i + 2] = np.sqrt(v2 / k)
@@ -131,18 +118,12 @@ def rolling_mean_std(x, start, k):  # pragma: no cover - compiled
             i += 4
             continue
         if i - k + 1 < start[i]:
-            mean[i] = NAN
             std[i] = NAN
         else:
-            acc = 0.0
-            for j in range(i - k + 1, i + 1):
-                acc += x[j]
-            m = acc / k
             var = 0.0
             for j in range(i - k + 1, i + 1):
-                d = x[j] - m
+                d = x[j] - mean[i]
                 var += d * d
-            mean[i] = m
             std[i] = np.sqrt(var / k)
         i += 1
     return mean, std
