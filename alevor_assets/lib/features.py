@@ -309,14 +309,13 @@ def _time_of_day(ts: pl.Expr) -> dict[str, pl.Expr]:
     }
 
 
-def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False) -> pl.Series:
+def _asof_rows(left: np.ndarray, right: np.ndarray, span: int, exact: bool = False, left_sorted: bool = False) -> pl.Series:
     """For each left key, the row of the last right key at or before it in the same series
-    (right keys sorted), or with exactly that key; null where there is none."""
+    (right keys sorted; ``left_sorted``: left keys too, so one merge pass finds them), or with
+    exactly that key; null where there is none."""
     if len(right) == 0:
         return pl.Series([None] * len(left), dtype=pl.UInt32)
-    # Left keys follow the rows' (token, ts) order, so they are sorted too: one merge pass.
-    ordered = len(left) < 2 or bool(np.all(left[1:] >= left[:-1]))
-    idx = fk.last_key_at_or_before(left, right) if ordered else np.searchsorted(right, left, side="right") - 1
+    idx = fk.last_key_at_or_before(left, right) if left_sorted else np.searchsorted(right, left, side="right") - 1
     found = right[np.maximum(idx, 0)]
     ok = (idx >= 0) & ((found == left) if exact else (found // span == left // span))
     rows = pl.Series(np.where(ok, idx, 0), dtype=pl.UInt32)
@@ -448,25 +447,28 @@ def features_from_tables(
     # Keys of right rows later than every bar are pushed past them (they can never match).
     span = int(end_us.max()) - base_us + 2
     left = out[SEGMENT].to_numpy() * span + (end_us - base_us)
+    # The rows' (token, ts) order sorts their keys too; checked once for every lookup below.
+    left_sorted = len(left) < 2 or bool(np.all(left[1:] >= left[:-1]))
     extra: list[pl.Series] = []
     for kind, table, time_us in rights:
         right = table[SEGMENT].to_numpy() * span + (np.minimum(time_us, base_us + span - 1) - base_us)
         if kind == "rush":
-            rows = _asof_rows(left, right, span, exact=True)
+            rows = _asof_rows(left, right, span, exact=True, left_sorted=left_sorted)
             extra += _gather(table, rush_cols, rows)
         elif kind == "lm":
-            rows = _asof_rows(left, right, span)
+            rows = _asof_rows(left, right, span, left_sorted=left_sorted)
             extra += _gather(table, [c for c in table.columns if c.startswith("lm_")], rows)
         else:
             # A coarse bar counts once it is complete: its end at or before this bar's end.
-            rows = _asof_rows(left, right, span)
+            rows = _asof_rows(left, right, span, left_sorted=left_sorted)
             extra += [s.alias(f"mtf_{kind}_{s.name}") for s in _gather(table, MTF_FEATURES, rows)]
     if tokens is not None and tokens.height and "token_age_hours" in wanted:
         created = tokens.select("token", pl.col("created_at").cast(UTC_US)).unique("token")
         age = out.select("token", "ts").join(created, on="token", how="left", maintain_order="left")
         extra.append(((age["ts"] - age["created_at"]).dt.total_microseconds() / 3.6e9).alias("token_age_hours"))
     # What the data cannot give (no trades, no coarser bars, no token ages) is null.
-    extra += [pl.Series(n, [None] * out.height, dtype=pl.Float64) for n in names if n not in out.columns and n not in {e.name for e in extra}]
+    have = {*out.columns, *(e.name for e in extra)}
+    extra += [pl.Series(n, [None] * out.height, dtype=pl.Float64) for n in names if n not in have]
     # Cut like the base columns (one chunk per thread's part): a frame whose columns are cut
     # differently is copied whole into one chunk by the next select.
     lengths = out["ts"].chunk_lengths()

@@ -13,7 +13,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.cores import usable_cores
 from alevor_assets.lib.plugins import Registry
 from alevor_assets.lib.validation import InsufficientDataError
 
@@ -135,6 +134,3 @@ def trainers() -> dict[str, type[Trainer]]:
 def make_trainer(name: str, params: dict[str, Any] | None = None) -> Trainer:
     return _TRAINERS.make(name, params)
 
-
-def _threads() -> int:
-    return usable_cores()

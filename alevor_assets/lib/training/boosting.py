@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer, _threads, register_trainer
+from alevor_assets.lib.cores import usable_cores
+from alevor_assets.lib.training.base import Trainer, register_trainer
 from alevor_assets.lib.validation import InsufficientDataError
 
 
@@ -69,7 +70,7 @@ class _XGBoostBase(Trainer):
             max_bin=self.max_bin,
             tree_method="hist",
             random_state=self.seed,
-            n_jobs=_threads(),
+            n_jobs=usable_cores(),
             early_stopping_rounds=self.early_stopping_rounds if self.early_stopping_rounds > 0 else None,
         )
 
@@ -115,7 +116,6 @@ class XGBoostClassifier(_XGBoostBase):
 
     def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
-
         classes = np.unique(np.concatenate([y_train, y_val]))
         self._classes = [int(c) for c in classes]
         if len(classes) < 2:
@@ -175,7 +175,6 @@ class XGBoostRegressor(_XGBoostBase):
 
     def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
-
         self._model = _estimator("regressor")(**self._common(), objective=self.objective, eval_metric="rmse")
         self._model.fit(
             x_train, y_train, sample_weight=w_train,

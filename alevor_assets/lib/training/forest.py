@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import _threads, register_trainer
+from alevor_assets.lib.cores import in_threads, usable_cores
+from alevor_assets.lib.training.base import register_trainer
 from alevor_assets.lib.training.sklearn_base import _pipeline, _positive_int, _SklearnTrainer
 
 
@@ -31,15 +32,11 @@ def _max_features(value: Any) -> str | float:
 def _by_row_chunks(fn: Any, z: np.ndarray, min_rows: int = 4096) -> np.ndarray:
     """``fn`` over contiguous row blocks in threads (tree traversal releases the GIL); each row's
     result does not depend on the split."""
-    threads = _threads()
+    threads = usable_cores()
     if threads == 1 or len(z) < 2 * min_rows:
         return fn(z)
-    from concurrent.futures import ThreadPoolExecutor
-
     bounds = np.linspace(0, len(z), min(threads, len(z) // min_rows) + 1).astype(int)
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:
-        parts = list(pool.map(lambda ab: fn(z[ab[0] : ab[1]]), zip(bounds[:-1], bounds[1:])))
-    return np.concatenate(parts)
+    return np.concatenate(in_threads(lambda ab: fn(z[ab[0] : ab[1]]), list(zip(bounds[:-1], bounds[1:])), threads))
 
 
 @dataclass
@@ -62,7 +59,7 @@ class _ForestBase(_SklearnTrainer):
             max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features,
-            n_jobs=_threads(),
+            n_jobs=usable_cores(),
             random_state=self.seed,
         )
 

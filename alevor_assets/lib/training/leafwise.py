@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer, _threads, encode_classes, register_trainer
+from alevor_assets.lib.cores import usable_cores
+from alevor_assets.lib.training.base import Trainer, encode_classes, register_trainer
 from alevor_assets.lib.training.sklearn_base import _balanced
 
 #: The objectives a loaded LightGBM model may declare.
@@ -72,7 +73,7 @@ class _LightGBMBase(Trainer):
             min_data_in_leaf=self.min_child_samples, bagging_fraction=self.subsample,
             bagging_freq=1 if self.subsample < 1.0 else 0, feature_fraction=self.colsample_bytree,
             lambda_l2=self.reg_lambda, max_bin=self.max_bin, seed=self.seed, deterministic=True,
-            force_row_wise=True, num_threads=_threads(), verbosity=-1,
+            force_row_wise=True, num_threads=usable_cores(), verbosity=-1,
         )
 
     def _fit(self, params: dict[str, Any], xt, yt, wt, xv, yv, wv) -> None:

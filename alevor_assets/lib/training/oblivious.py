@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import Trainer, _threads, register_trainer
+from alevor_assets.lib.cores import usable_cores
+from alevor_assets.lib.training.base import Trainer, register_trainer
 from alevor_assets.lib.training.leafwise import classifier_targets, float_matrix
 
 
@@ -53,7 +54,7 @@ class _CatBoostBase(Trainer):
         return dict(
             iterations=self.iterations, depth=self.depth, learning_rate=self.learning_rate,
             l2_leaf_reg=self.l2_leaf_reg, border_count=self.border_count, random_seed=self.seed,
-            thread_count=_threads(), verbose=False, allow_writing_files=False,
+            thread_count=usable_cores(), verbose=False, allow_writing_files=False,
             **({"od_type": "Iter", "od_wait": self.early_stopping_rounds, "use_best_model": True}
                if self.early_stopping_rounds > 0 else {}),
         )

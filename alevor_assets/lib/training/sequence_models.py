@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import polars as pl
 
-from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, _threads, register_trainer, encode_classes, recorded_fit_info
+from alevor_assets.lib.cores import usable_cores
+from alevor_assets.lib.training.base import SEQUENCE_KEYS, Trainer, register_trainer, encode_classes, recorded_fit_info
 from alevor_assets.lib.training.sequences import bar_step_us, sequence_windows
 from alevor_assets.lib.training.sklearn_base import _balanced, _positive_float, _positive_int
 
@@ -34,7 +35,7 @@ def _torch_session(seed: int, threads: int) -> Iterator[Any]:
     import torch
 
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(max(1, min(threads or _threads(), _threads())))
+    torch.set_num_threads(max(1, min(threads or usable_cores(), usable_cores())))
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     try:
