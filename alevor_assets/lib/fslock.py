@@ -6,9 +6,10 @@ in this one, is excluded, and the kernel drops the lock when its holder dies (``
 included), so a lock never outlives a dead run. Linux maps ``flock`` on NFS to the server's
 byte-range locks, so hosts sharing the folder exclude each other too.
 
-A lock file may be deleted by whoever cleans up after a dead holder; :func:`hold` therefore
-checks, once it holds the lock, that the path still names the file it locked, and starts over if
-not (otherwise two holders could each lock a different file of the same name).
+A lock file, and its folder once empty, may be deleted by whoever cleans up after a dead holder;
+:func:`acquire` therefore recreates a vanished folder, and checks, once it holds the lock, that
+the path still names the file it locked, and starts over if not (otherwise two holders could each
+lock a different file of the same name).
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ def acquire(path: Path, *, wait_seconds: float | None = None) -> HeldLock | None
     tries once and returns ``None`` when someone else holds it; otherwise waits that long and
     raises :class:`LockTimeout`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
     delay = 0.01
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            # The folder is missing, or a cleaner removed it (empty) between our mkdir and our
+            # open: create it and try again.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
