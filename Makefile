@@ -11,6 +11,9 @@ PORT ?= 3000
 WORKER_NAME ?= worker1
 CONCURRENCY ?= 1
 SELECT ?= *
+# Test processes for `make test`: the end-to-end tests mostly wait (daemons, servers, workers), so
+# one more than the cores keeps both busy.
+TEST_WORKERS ?= 3
 
 PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
@@ -42,7 +45,7 @@ demo: instance
 
 ## The whole test suite, slow end-to-end tests included (what CI runs).
 test: install chromium
-	$(BIN)/pytest -m "slow or not slow"
+	$(BIN)/pytest -m "slow or not slow" -n $(TEST_WORKERS)
 
 ## The quick suite: every layer once, without the slow end-to-end tests.
 test-fast: install

@@ -16,6 +16,12 @@ from alevor_assets.lib.synthetic import SyntheticConfig
 START = date(2024, 1, 1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The slow end-to-end tests first: run in parallel (`make test` uses pytest-xdist), the long
+    # ones start at once beside the quick ones instead of trailing at the end of the run.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def small_source(**overrides) -> SyntheticSource:
     params = dict(
         seed=11,

@@ -7,11 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display here, and none needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 @dataclass
@@ -61,18 +57,29 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|")
 
 
+def _pyplot() -> Any:
+    # Imported on first plot: matplotlib costs ~0.4 s at every process start (code servers, run
+    # workers, Celery steps), and most processes draw nothing.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here, and none needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(fig: Any) -> bytes:
     import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
 def feature_importance_plot(importance: dict[str, float], top: int = 20) -> bytes:
     items = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:top][::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.25 * len(items) + 1))
+    fig, ax = _pyplot().subplots(figsize=(6, 0.25 * len(items) + 1))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#3b6ea5")
     ax.set_xlabel("share of total gain")
     ax.set_title("Feature importance")
@@ -84,7 +91,7 @@ def calibration_plot(y: np.ndarray, score: np.ndarray, bins: int = 10) -> bytes:
     idx = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, bins - 1)
     mean_pred = np.array([score[idx == b].mean() if (idx == b).any() else np.nan for b in range(bins)])
     frac_pos = np.array([y[idx == b].mean() if (idx == b).any() else np.nan for b in range(bins)])
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     ax.plot(mean_pred, frac_pos, marker="o", color="#3b6ea5")
     ax.set_xlabel("mean predicted probability")
@@ -95,7 +102,7 @@ def calibration_plot(y: np.ndarray, score: np.ndarray, bins: int = 10) -> bytes:
 
 def confusion_plot(matrix: list[list[int]], labels: list[str]) -> bytes:
     m = np.array(matrix)
-    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    fig, ax = _pyplot().subplots(figsize=(3.8, 3.4))
     ax.imshow(m, cmap="Blues")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
@@ -109,7 +116,7 @@ def confusion_plot(matrix: list[list[int]], labels: list[str]) -> bytes:
 
 
 def equity_plot(ts: np.ndarray, equity: np.ndarray) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.5, 3))
+    fig, ax = _pyplot().subplots(figsize=(6.5, 3))
     ax.plot(ts.astype("datetime64[us]"), equity, color="#2e7d32")
     ax.set_title("Equity curve (test, after costs)")
     ax.set_ylabel("equity (start = 1)")
@@ -120,7 +127,7 @@ def equity_plot(ts: np.ndarray, equity: np.ndarray) -> bytes:
 def scatter_plot(y: np.ndarray, pred: np.ndarray) -> bytes:
     n = len(y)
     take = np.linspace(0, n - 1, min(n, 5000)).astype(int) if n else np.zeros(0, int)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
     ax.scatter(pred[take], y[take], s=3, alpha=0.4, color="#3b6ea5")
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")

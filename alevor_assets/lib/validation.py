@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn import metrics as skm
 
 
 class InsufficientDataError(ValueError):
@@ -116,6 +115,7 @@ def chronological_split(
 
 def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
     """Decision threshold that maximizes F1 on (validation) data; 0.5 if undefined."""
+    from sklearn import metrics as skm  # imported on use: sklearn costs ~1 s at every process start
     if len(np.unique(y)) < 2:
         return 0.5
     precision, recall, thresholds = skm.precision_recall_curve(y, score)
@@ -137,6 +137,7 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Metrics for a binary score (probability of the larger class) or class probabilities (n×k,
     columns in ``classes`` order). Detectors add per-event metrics (``lib/detection.py``)."""
+    from sklearn import metrics as skm  # imported on use: sklearn costs ~1 s at every process start
     import warnings
 
     out: dict[str, Any] = {"rows": int(len(y))}
@@ -175,6 +176,7 @@ def classification_metrics(
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    from sklearn import metrics as skm  # imported on use: sklearn costs ~1 s at every process start
     from scipy.stats import spearmanr
 
     nz = y != 0
