@@ -45,7 +45,7 @@ demo: instance
 
 ## The whole test suite, slow end-to-end tests included (what CI runs).
 test: install chromium
-	$(BIN)/pytest -m "slow or not slow" -n $(TEST_WORKERS)
+	$(BIN)/pytest -m "slow or not slow" -n $(TEST_WORKERS) --maxschedchunk 1
 
 ## The quick suite: every layer once, without the slow end-to-end tests.
 test-fast: install

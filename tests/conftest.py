@@ -17,8 +17,9 @@ START = date(2024, 1, 1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The slow end-to-end tests first: run in parallel (`make test` uses pytest-xdist), the long
-    # ones start at once beside the quick ones instead of trailing at the end of the run.
+    # The slow end-to-end tests first: run in parallel (`make test`: pytest-xdist handing out one
+    # test at a time), the long ones start at once, spread over the workers, instead of trailing
+    # at the end of the run.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
