@@ -28,7 +28,6 @@ from functools import lru_cache
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from alevor_assets.lib.schemas import UTC_US
 
@@ -388,6 +387,9 @@ def _ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
     """A stationary AR(1) path with unit variance."""
     eps = rng.standard_normal(n) * np.sqrt(1 - phi**2)
     eps[0] = rng.standard_normal()
+    # Imported here: scipy.signal costs ~0.6 s at every process start (it loads scipy.stats).
+    from scipy.signal import lfilter
+
     return lfilter([1.0], [1.0, -phi], eps)
 
 
