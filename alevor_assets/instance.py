@@ -77,7 +77,28 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         pid, since = worker
         if _process_alive(pid, since):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
+        _mark_will_retry(self._instance, run)
         return CheckRunHealthResult(WorkerStatus.NOT_FOUND, f"run worker process {pid} is gone")
+
+
+def _mark_will_retry(instance: Any, run: DagsterRun) -> None:
+    """Tag a run whose worker is gone ``dagster/will_retry=true`` *before* monitoring marks it
+    failed, when ``run_retries`` will retry it.
+
+    Why: Dagster tags a failed run only just after storing its failure. A backfill daemon tick that
+    falls in between sees a failed run of the backfill that will not be retried, ends the backfill
+    COMPLETED_FAILED, and a run of a finished backfill is never retried: the killed run's days
+    stayed unbuilt (seen in tests/test_run_monitoring.py, where the restarted daemon's monitoring
+    and backfill loops start together). Tagged first, the backfill waits for the retry.
+    """
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+    from dagster._core.storage.tags import WILL_RETRY_TAG
+
+    if instance.run_retries_enabled and auto_reexecution_should_retry_run(
+        instance, run.with_status(DagsterRunStatus.FAILURE), None
+    ):
+        instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "true"})
 
 
 def _run_worker(instance: Any, run_id: str) -> tuple[int, float] | None:

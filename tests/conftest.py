@@ -89,9 +89,12 @@ def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def dagster_services(tmp: Path, env: dict[str, str], daemon: bool = False) -> Iterator[str]:
+def dagster_services(
+    tmp: Path, env: dict[str, str], daemon: bool = False, backfill_tick_seconds: int | None = None
+) -> Iterator[str]:
     """A real dagster-webserver on 127.0.0.1 serving workspace.yaml (and, with daemon, the dagster-daemon
-    that launches queued runs and backfills); yields the webserver's base URL."""
+    that launches queued runs and backfills, its backfill loop ticking every ``backfill_tick_seconds``
+    instead of Dagster's 30 when given: see ``bench/_daemon.py``); yields the webserver's base URL."""
     import subprocess
     import sys
     import time
@@ -102,7 +105,10 @@ def dagster_services(tmp: Path, env: dict[str, str], daemon: bool = False) -> It
     url = f"http://127.0.0.1:{port}"
     commands = {"webserver": [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]}
     if daemon:
-        commands["daemon"] = [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+        commands["daemon"] = (
+            [str(bin_dir / "dagster-daemon")] if backfill_tick_seconds is None
+            else [sys.executable, "-m", "bench._daemon", str(backfill_tick_seconds)]
+        ) + ["run", "-w", "workspace.yaml"]
     # Create the instance's storage once: a webserver and a daemon starting together on an empty
     # DAGSTER_HOME would both stamp the SQLite schema (what `make instance` does for users).
     subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], cwd=REPO, env=env, check=True,

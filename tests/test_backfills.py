@@ -32,7 +32,7 @@ def days(start: date, end: date) -> list[str]:
 
 def test_four_backfills_started_at_once_all_succeed(tmp_path: Path):
     env = cli_env(tmp_path, ALEVOR_PIPELINE=str(SMALL_PIPELINE))
-    with dagster_services(tmp_path, env, daemon=True) as url:
+    with dagster_services(tmp_path, env, daemon=True, backfill_tick_seconds=2) as url:
         backfill_ids = []
         for start, end in RANGES:
             params = {"assetSelection": [{"path": [key]} for key in SELECTION], "partitionNames": days(start, end),
