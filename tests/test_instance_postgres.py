@@ -8,12 +8,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, SMALL_PIPELINE, cli_env
 
 
 @pytest.mark.slow
 def test_whole_graph_run_with_the_instance_on_postgres(tmp_path, pg_database):
-    env = cli_env(tmp_path, ALEVOR_DAGSTER_PG_URL=pg_database)
+    # The smaller market: what is tested is where Dagster keeps its records (the shipped market's
+    # whole graph runs in tests/test_cli.py).
+    env = cli_env(tmp_path, ALEVOR_DAGSTER_PG_URL=pg_database, ALEVOR_PIPELINE=str(SMALL_PIPELINE))
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "alevor_assets.definitions",
          "--select", "*", "--partition-range", "2024-01-01...2024-01-02"],
