@@ -53,8 +53,9 @@ def _daemon_pid(dagster_home: str) -> int:
 
 def test_a_killed_run_is_marked_failed_and_retried(tmp_path: Path, monkeypatch):
     overlay = tmp_path / "big_market.yaml"
-    # A market large enough that the run is still working when it is killed.
-    overlay.write_text("synthetic:\n  tokens: 600\n  trades_per_token_day: 6000\n")
+    # A market large enough that the run is still working when it is killed (the test checks that
+    # it was: the run is still STARTED once its processes are gone).
+    overlay.write_text("synthetic:\n  tokens: 200\n  trades_per_token_day: 3000\n")
     env = cli_env(tmp_path, ALEVOR_PIPELINE=str(overlay))
     settings = yaml.safe_load((Path(env["DAGSTER_HOME"]) / "dagster.yaml").read_text())
     assert settings["run_monitoring"]["enabled"] and settings["run_retries"]["enabled"]
