@@ -59,8 +59,8 @@ def acquire(path: Path, *, wait_seconds: float | None = None) -> HeldLock | None
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            # The folder is missing, or a cleaner removed it (empty) between our mkdir and our
-            # open: create it and try again.
+            # The folder is missing: never made, or made and then removed (empty) by a cleaner
+            # before this open. Make it and try again.
             path.parent.mkdir(parents=True, exist_ok=True)
             continue
         try:
