@@ -49,7 +49,7 @@ test: install chromium
 
 ## The quick suite: every layer once, without the slow end-to-end tests.
 test-fast: install
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --maxschedchunk 1
 
 ## The Dagster UI on http://$(HOST):$(PORT) (127.0.0.1 unless you set HOST); Ctrl-C stops it all.
 ui: instance
