@@ -11,9 +11,11 @@ PORT ?= 3000
 WORKER_NAME ?= worker1
 CONCURRENCY ?= 1
 SELECT ?= *
-# Test processes for `make test`: the end-to-end tests mostly wait (daemons, servers, workers), so
+# Test processes for `make test` and `make test-fast`: the end-to-end tests mostly wait (daemons, servers, workers), so
 # one more than the cores keeps both busy.
 TEST_WORKERS ?= 3
+# One test handed out at a time, so the slow ones (collected first) spread over the workers.
+PARALLEL := -n $(TEST_WORKERS) --maxschedchunk 1
 
 PG_SAMPLE_URL ?= postgresql://postgres@127.0.0.1:5432/alevor_sample
 
@@ -45,11 +47,11 @@ demo: instance
 
 ## The whole test suite, slow end-to-end tests included (what CI runs).
 test: install chromium
-	$(BIN)/pytest -m "slow or not slow" -n $(TEST_WORKERS) --maxschedchunk 1
+	$(BIN)/pytest -m "slow or not slow" $(PARALLEL)
 
 ## The quick suite: every layer once, without the slow end-to-end tests.
 test-fast: install
-	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --maxschedchunk 1
+	$(BIN)/pytest -m "not slow" $(PARALLEL)
 
 ## The Dagster UI on http://$(HOST):$(PORT) (127.0.0.1 unless you set HOST); Ctrl-C stops it all.
 ui: instance

@@ -33,6 +33,14 @@ def rabbitmq_vhost(prefix: str) -> Iterator[str]:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
+def daemon_command(backfill_tick_seconds: int | None = None) -> list[str]:
+    """``dagster-daemon run`` for workspace.yaml; with ``backfill_tick_seconds``, the same daemon
+    with its backfill loop ticking that often instead of Dagster's 30 s (``bench/_daemon.py``)."""
+    daemon = [str(BIN / "dagster-daemon")] if backfill_tick_seconds is None else [
+        sys.executable, "-m", "bench._daemon", str(backfill_tick_seconds)]
+    return daemon + ["run", "-w", "workspace.yaml"]
+
+
 def stop_groups(pgids: list[int], timeout: float = 60) -> None:
     """SIGTERM every group (a Celery worker finishes its task, the daemon its tick), SIGKILL what is left."""
     for pgid in pgids:
@@ -77,9 +85,7 @@ def cluster(
                     [sys.executable, "-m", "alevor_assets", "worker", "--name", name, "--concurrency", str(concurrency)],
                     cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         with (logs / "daemon.log").open("w") as log:
-            daemon = [str(BIN / "dagster-daemon")] if backfill_tick_seconds is None else [
-                sys.executable, "-m", "bench._daemon", str(backfill_tick_seconds)]
-            procs.append(subprocess.Popen(daemon + ["run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+            procs.append(subprocess.Popen(daemon_command(backfill_tick_seconds), cwd=REPO, env=env,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + 300
         for name in workers:

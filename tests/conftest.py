@@ -105,10 +105,9 @@ def dagster_services(
     url = f"http://127.0.0.1:{port}"
     commands = {"webserver": [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]}
     if daemon:
-        commands["daemon"] = (
-            [str(bin_dir / "dagster-daemon")] if backfill_tick_seconds is None
-            else [sys.executable, "-m", "bench._daemon", str(backfill_tick_seconds)]
-        ) + ["run", "-w", "workspace.yaml"]
+        from bench._cluster import daemon_command
+
+        commands["daemon"] = daemon_command(backfill_tick_seconds)
     # Create the instance's storage once: a webserver and a daemon starting together on an empty
     # DAGSTER_HOME would both stamp the SQLite schema (what `make instance` does for users).
     subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], cwd=REPO, env=env, check=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|")
 
 
+@cache
 def _pyplot() -> Any:
     # Imported on first plot: matplotlib costs ~0.4 s at every process start (code servers, run
     # workers, Celery steps), and most processes draw nothing.

@@ -137,7 +137,7 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Metrics for a binary score (probability of the larger class) or class probabilities (n×k,
     columns in ``classes`` order). Detectors add per-event metrics (``lib/detection.py``)."""
-    from sklearn import metrics as skm  # imported on use: sklearn costs ~1 s at every process start
+    from sklearn import metrics as skm
     import warnings
 
     out: dict[str, Any] = {"rows": int(len(y))}
@@ -176,7 +176,7 @@ def classification_metrics(
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    from sklearn import metrics as skm  # imported on use: sklearn costs ~1 s at every process start
+    from sklearn import metrics as skm
     from scipy.stats import spearmanr
 
     nz = y != 0
