@@ -123,3 +123,12 @@ def test_lib_never_imports_dagster_or_defs_and_defs_folders_do_not_import_each_o
 
     circles = sorted(f for f in edges if reaches(f, f, {f}))
     assert circles == [], f"defs folders in an import circle: {circles} ({edges})"
+
+
+def test_the_real_market_recipe_switches_off_every_shipped_spec_but_the_pump_detector():
+    # A spec added to the package and forgotten here would train on a market it cannot feed.
+    section = (REPO / "README.md").read_text().split("## Your own market, your own specs")[1]
+    loop = re.search(r"for s in (.*?); do", section, flags=re.S).group(1)
+    switched_off = set(loop.replace("\\", " ").split())
+    shipped = {p.stem for p in (REPO / "alevor_assets" / "specs").glob("*.yaml")}
+    assert switched_off == shipped - {"pump_detector_2s"}
