@@ -166,15 +166,20 @@ class SpecError(ValueError):
     pass
 
 
-def load_spec(path: str | Path) -> ModelSpec:
-    path = Path(path)
+def _spec_mapping(path: Path) -> dict:
+    """A spec file's YAML, which must be a mapping."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a model spec must be a mapping")
-    return parse_spec(raw, str(path))
+    return raw
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    path = Path(path)
+    return parse_spec(_spec_mapping(path), str(path))
 
 
 def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> ModelSpec:
@@ -343,12 +348,7 @@ class SpecSource:
 
 def _user_file(path: Path) -> ModelSpec | str:
     """A user spec file: a whole spec, or ``{name: X, enabled: false}`` switching X off (returns X)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a model spec must be a mapping")
+    raw = _spec_mapping(path)
     enabled = raw.pop("enabled", True)
     if not isinstance(enabled, bool):
         raise SpecError(f"{path}: field 'enabled' must be true or false")

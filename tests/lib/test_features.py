@@ -280,13 +280,13 @@ def test_an_unknown_column_is_named():
 
 @pytest.mark.parametrize("cores", [2, 3])
 def test_series_computed_in_threads_give_the_rows_of_one_pass(monkeypatch, cores):
-    import alevor_assets.lib.features as features
+    import alevor_assets.lib.base_features as base
 
     trades, bars, tokens = _day_with_context()
     one = compute_features(bars, "2s", trades=trades, tokens=tokens)
-    monkeypatch.setattr(features, "_MIN_PART_ROWS", 100)
-    monkeypatch.setattr(features, "usable_cores", lambda: cores)
-    parts = features._series_parts(np.repeat(np.arange(6), 400), cores)
+    monkeypatch.setattr(base, "_MIN_PART_ROWS", 100)
+    monkeypatch.setattr(base, "usable_cores", lambda: cores)
+    parts = base._series_parts(np.repeat(np.arange(6), 400), cores)
     assert len(parts) == cores and parts[0][0] == 0 and parts[-1][1] == 2400
     assert all(a % 400 == 0 for a, _ in parts), "parts start at series starts"
     assert compute_features(bars, "2s", trades=trades, tokens=tokens).equals(one)
