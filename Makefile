@@ -34,12 +34,15 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-# Dagster reads its instance settings from $DAGSTER_HOME/dagster.yaml. Creating the storage here,
-# once, keeps a webserver and a daemon that start together from both initializing it.
+# Dagster reads its instance settings from $DAGSTER_HOME/dagster.yaml: INSTANCE_YAML is copied there
+# (deploy/dagster.yaml for several hosts). Creating the storage here keeps a webserver and a daemon
+# from both initializing it; the lock, and the copy renamed into place, keep workers and a daemon
+# started together from migrating at once or reading a half-copied file.
+INSTANCE_YAML ?= dagster.yaml
 instance: install
 	mkdir -p "$(DAGSTER_HOME)"
-	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	$(BIN)/dagster instance migrate >/dev/null
+	flock "$(DAGSTER_HOME)/.instance.lock" sh -c 'cp "$(INSTANCE_YAML)" "$(DAGSTER_HOME)/.dagster.yaml.new" && \
+	  mv -f "$(DAGSTER_HOME)/.dagster.yaml.new" "$(DAGSTER_HOME)/dagster.yaml" && $(BIN)/dagster instance migrate >/dev/null'
 
 ## Materialize every asset for the demo range in one run, then print where the reports are.
 demo: instance
