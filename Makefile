@@ -73,7 +73,7 @@ bench: install
 	$(BIN)/python -m bench.zoo
 
 ## Live alerts from the PostgreSQL source (ALEVOR_SOURCE=postgres, ALEVOR_PG_URL) or files (ALEVOR_SOURCE=files, ALEVOR_FILES); Ctrl-C stops it.
-live: install
+live: instance
 	exec $(BIN)/python -m alevor_assets live
 
 ## Scaling out (README "Scaling out"): with ALEVOR_EXECUTOR=celery and ALEVOR_DAGSTER_PG_URL set, a
