@@ -34,6 +34,7 @@ import psycopg2
 
 from alevor_assets.lib.live.store import LiveStore
 from alevor_assets.lib.sources.pg_sample import SCHEMA_DDL, ensure_database
+from alevor_assets.lib.specs import model_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOT = 0.1  # seconds between commits
@@ -174,7 +175,9 @@ def _report(args, store, seen, market, commits, tokens, committed, lag, cpu_mark
     alerts = store.alerts()
     dupes = alerts.height - alerts.unique(["spec", "token", "ts"]).height
     rows, latencies, missed, matched = [], {}, 0, set()
-    for spec in sorted(alerts["spec"].unique().to_list()):
+    # Every detector the service serves, so one that raised no alert at all counts its pumps as missed.
+    detectors = sorted({s.name for s in model_specs() if s.detects_events} | set(alerts["spec"].unique().to_list()))
+    for spec in detectors:
         latencies[spec] = []
         for k, burst in market.pumps:
             mine = alerts.filter((pl.col("spec") == spec) & (pl.col("token") == tokens[k])
