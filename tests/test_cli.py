@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from dagster._core.instance import InstanceRef
 
@@ -13,7 +15,7 @@ from tests.conftest import REPO, cli_env
 
 
 @pytest.mark.slow
-def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch):
+def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch, capsys):
     env = cli_env(tmp_path)
     exe = Path(sys.executable).parent / "dagster"
     done = subprocess.run(
@@ -45,3 +47,22 @@ def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch)
         assert (home / "models" / name / "v1" / "report.md").exists()
         splits[name] = meta["training"]["split"]
     assert len({json.dumps(s, sort_keys=True) for s in splits.values()}) == 1, splits
+    # What the demo prints after its run (the same range, the same graph): every promoted spec
+    # scored every day, and the detectors' alerts, which the alerts view answers in plain SQL.
+    from alevor_assets.cli.core import _print_alerts, storage_from_env
+    from alevor_assets.lib.specs import model_specs
+
+    monkeypatch.setenv("ALEVOR_HOME", env["ALEVOR_HOME"])
+    storage = storage_from_env()
+    promoted = [s.name for s in model_specs() if storage.registry.promoted(s.name)]
+    assert "pump_detector_2s" in promoted
+    for name in promoted:
+        for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+            assert (home / "warehouse" / f"predictions_{name}" / f"date={day}" / "part-0.parquet").exists(), (name, day)
+    with duckdb.connect(str(home / "alevor.duckdb"), read_only=True) as con:
+        count = con.sql("SELECT count(*) FROM alerts WHERE spec = 'pump_detector_2s'").fetchone()[0]
+        every = con.sql("SELECT count(*) FROM alerts").fetchone()[0]
+    assert count > 0, "the detector raised no alert on a market with planted pumps"
+    capsys.readouterr()
+    _print_alerts(storage, date(2024, 1, 1), date(2024, 1, 3))
+    assert f"{every} alert(s) over 2024-01-01...2024-01-03: the first ones" in capsys.readouterr().out
