@@ -1,6 +1,8 @@
 """A real market as a user runs it: real Binance trades (tests/data/real_pumps: an illiquid pair
-and a pair exported twice a month apart), one `dagster asset materialize --partition-range`
-over seven weeks of which 15 days have trades, with the files source."""
+and a pair exported twice a month apart) and their announced pumps, one `dagster asset materialize
+--select '*' --partition-range` over seven weeks of which 15 days have trades, with the files
+source and the README's "Your own market" spec folder (the pump detector widened to the whole
+period, every other spec switched off): raw trades through validation, predictions and alerts."""
 
 import subprocess
 import sys
@@ -26,11 +28,18 @@ LAYERS = ["raw_trades", "tokens", "bars", "token_daily_stats", "features"]
 @pytest.fixture(scope="module")
 def backfill(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     tmp = tmp_path_factory.mktemp("real_market")
+    specs = tmp / "my_specs"
+    specs.mkdir()
+    shipped = REPO / "alevor_assets" / "specs"
+    (specs / "pump_detector_2s.yaml").write_text((shipped / "pump_detector_2s.yaml").read_text().replace("days: 30", "days: 500"))
+    for other in sorted(p.stem for p in shipped.glob("*.yaml") if p.stem != "pump_detector_2s"):
+        (specs / f"off_{other}.yaml").write_text(f"name: {other}\nenabled: false\n")
     env = cli_env(tmp, ALEVOR_SOURCE="files", ALEVOR_FILES=str(REAL / "trades" / "*.csv.gz"),
+                  ALEVOR_EVENTS=str(REAL / "pump_announcements.csv"), ALEVOR_SPECS=str(specs),
                   ALEVOR_START_DATE=FIRST.isoformat())
     exe = Path(sys.executable).parent / "dagster"
     done = subprocess.run(
-        [str(exe), "asset", "materialize", "-m", "alevor_assets.definitions", "--select", ",".join(LAYERS),
+        [str(exe), "asset", "materialize", "-m", "alevor_assets.definitions", "--select", "*",
          "--partition-range", f"{FIRST.isoformat()}...{LAST.isoformat()}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
@@ -58,6 +67,24 @@ def test_one_range_over_weeks_without_trades_leaves_only_files_readers_open(back
         per_day = dict(con.execute("SELECT date, count(*) FROM features WHERE interval = '2s' GROUP BY ALL").fetchall())
     assert counts["raw_trades"] == lines and min(counts.values()) > 0
     assert sorted(per_day) == traded
+
+
+def test_the_detector_is_trained_validated_and_served_and_every_view_reads(backfill):
+    home, done = backfill
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = (home / "models" / "pump_detector_2s" / "v1" / "report.md").read_text()
+    # The per-event table names every announced pump of the test fold, detected or not.
+    assert "## Detection" in report and "| token | announced |" in report
+    wh = Warehouse(home / "warehouse")
+    for asset in ("labels_pump_detector_2s", "training_set_pump_detector_2s", "predictions_pump_detector_2s", "alerts"):
+        assert [f.parent.name for f in sorted((wh.root / asset).glob("date=*/part-0.parquet"))] == \
+            [f"date={d.isoformat()}" for d in DAYS], asset
+    with duckdb.connect(str(home / "alevor.duckdb"), read_only=True) as con:
+        views = [v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        counts = {v: con.execute(f'SELECT count(*) FROM "{v}"').fetchone()[0] for v in views}
+    assert {"raw_trades", "features", "labels_pump_detector_2s", "training_set_pump_detector_2s",
+            "predictions", "alerts", "models"} <= set(counts), counts
+    assert counts["predictions"] == counts["predictions_pump_detector_2s"] > 0
 
 
 def test_a_partitions_features_equal_the_continuous_series_on_an_illiquid_pair(backfill):

@@ -1,6 +1,7 @@
 """Nothing lost, nothing half-published: the real assets under failures, held catalogs and bad input."""
 
 import gzip
+import zipfile
 import os
 import subprocess
 import sys
@@ -192,6 +193,30 @@ def test_a_truncated_gzip_names_the_file_and_the_last_whole_line(tmp_path, stora
     assert not result.success
     text = failure_text(result)
     assert str(broken) in text and "truncated" in text and "after line" in text
+    assert snapshot(storage.warehouse.root) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt member"])
+def test_a_damaged_zip_names_the_file_and_changes_nothing(tmp_path, storage, instance, damage):
+    folder = tmp_path / "files"
+    write_day(folder, D1)
+    resources = files_resources(storage, folder)
+    assert run(D1, D1, resources, instance).success
+    before = snapshot(storage.warehouse.root)
+    broken = folder / "more.zip"
+    with zipfile.ZipFile(broken, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("more.csv", HEADER + "\n".join(day_lines(D2, 4000)) + "\n")
+    data = bytearray(broken.read_bytes())
+    if damage == "truncated":  # the download stopped: no central directory
+        data = data[: len(data) // 2]
+    else:  # the directory is whole, the deflated member is not
+        middle = len(data) // 3
+        data[middle:middle + 64] = bytes(64)
+    broken.write_bytes(bytes(data))
+    result = run(D1, D2, resources, instance)
+    assert not result.success
+    text = failure_text(result)
+    assert str(broken) in text and ("cannot open the zip file" in text or "truncated or corrupt" in text), text[-600:]
     assert snapshot(storage.warehouse.root) == before
 
 
