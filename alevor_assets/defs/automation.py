@@ -44,11 +44,12 @@ def retrain_when_needed(drift_key: dg.AssetKey) -> dg.AutomationCondition:
 
 def score_new_data_and_promotions(features: dg.AssetKey, promoted: dg.AssetKey, rescore_days: int) -> dg.AutomationCondition:
     """Score a day once its features were updated (any day), and rescore the newest
-    ``rescore_days`` days once when a new version is promoted. Only the day's features must exist:
-    without a promoted version the day is scored by the spec's fallback."""
+    ``rescore_days`` days once when a new version is promoted (the promoted asset's data version
+    changed: it is materialized after every validation, promoted or not). Only the day's features
+    must exist: without a promoted version the day is scored by the spec's fallback."""
     trigger = AC.any_deps_match(AC.newly_updated()).allow(dg.AssetSelection.assets(features))
     if rescore_days:
-        promoted_updated = AC.any_deps_match(AC.newly_updated()).allow(dg.AssetSelection.assets(promoted))
+        promoted_updated = AC.any_deps_match(AC.data_version_changed()).allow(dg.AssetSelection.assets(promoted))
         trigger = trigger | (promoted_updated & AC.in_latest_time_window(timedelta(days=rescore_days)))
     return (
         trigger.since_last_handled()

@@ -69,9 +69,13 @@ def test_a_single_token_a_day_with_one_trade_and_too_few_events_skip_the_model_w
                                assets=ALL_ASSETS)
     assert result.success
     assert storage.warehouse.read_partition("raw_trades", D1 + timedelta(days=1)).height == 1
-    observations = [e.event_specific_data.asset_observation.metadata for e in result.all_events
-                    if e.event_type_value == "ASSET_OBSERVATION"
-                    and e.event_specific_data.asset_observation.asset_key == dg.AssetKey("model_pump_detector_2s")]
-    assert len(observations) == 1
-    assert "the test fold" in observations[0]["skipped"].value and "holds no labelled event" in observations[0]["skipped"].value
-    assert storage.registry.latest("pump_detector_2s") is None
+    [model] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey("model_pump_detector_2s")]
+    assert "the test fold" in model["skipped"].value and "holds no labelled event" in model["skipped"].value
+    assert "version" not in model and storage.registry.latest("pump_detector_2s") is None
+    # Nothing trained is not a skipped step: the rest of the graph still runs, on the fallback.
+    days = [D1 - timedelta(days=7) + timedelta(days=i) for i in range(9)]
+    for asset in ("predictions_pump_detector_2s", "alerts"):
+        assert all(storage.warehouse.partition_path(asset, d).exists() for d in days), asset
+    scored = storage.warehouse.read_partition("predictions_pump_detector_2s", D1)
+    assert scored.height > 0 and scored["source"].unique().to_list() == ["fallback"]

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 import polars as pl
 import pytest
 
@@ -139,7 +140,11 @@ def test_a_promotion_rescores_only_the_days_the_spec_asks_for_and_only_once(reso
             instance.report_runless_asset_event(dg.AssetMaterialization(PREDICTIONS, partition=day))
         cursor, requested = evaluate(instance, cursor)
         assert requested == set()
-        instance.report_runless_asset_event(dg.AssetMaterialization(f"promoted_model_{spec.name}", metadata={"version": 2}))
+        def promoted(version: int) -> None:  # what promoted_model_<spec> records after each validation
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                f"promoted_model_{spec.name}", metadata={"version": version}, tags={DATA_VERSION_TAG: f"v{version}"}))
+
+        promoted(2)
         cursor, requested = evaluate(instance, cursor)
         assert requested == {D2.isoformat(), D3.isoformat()}  # the newest two days, not D1
         for day in requested:
@@ -147,6 +152,12 @@ def test_a_promotion_rescores_only_the_days_the_spec_asks_for_and_only_once(reso
         for _ in range(2):
             cursor, requested = evaluate(instance, cursor)
             assert requested == set()
+        promoted(2)  # a later validation that promoted nothing new: no rescoring
+        cursor, requested = evaluate(instance, cursor)
+        assert requested == set()
+        promoted(3)
+        cursor, requested = evaluate(instance, cursor)
+        assert requested == {D2.isoformat(), D3.isoformat()}
 
 
 def test_predict_reads_a_range_and_scores_another_version_without_storing_it(built, storage, monkeypatch, tmp_path, capsys):

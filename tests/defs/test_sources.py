@@ -184,8 +184,11 @@ def test_without_creation_times_token_age_is_null_and_a_spec_that_needs_it_says_
     assert storage.warehouse.read_partition("tokens", days[1])["created_at"].null_count() > 0
     feats = storage.warehouse.read_partition("features", days[1], {"interval": "2s"})
     assert feats.height > 0 and feats["token_age_hours"].null_count() == feats.height
-    [observation] = [e.asset_observation_data.asset_observation for e in result.all_events
-                     if e.event_type_value == "ASSET_OBSERVATION"
-                     and e.asset_observation_data.asset_observation.asset_key.to_user_string() == "model_early_pump_detector_2s"]
-    assert "needs token creation times" in observation.metadata["skipped"].value
+    [model] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+               if e.asset_key.to_user_string() == "model_early_pump_detector_2s"]
+    assert "needs token creation times" in model["skipped"].value and "version" not in model
     assert storage.registry.list_models().height == 0
+    # The spec still serves: its fallback scores every day (nothing downstream was skipped).
+    for day in days:
+        served = storage.warehouse.read_partition("predictions_early_pump_detector_2s", day)
+        assert served.height > 0 and served["source"].unique().to_list() == ["fallback"], day

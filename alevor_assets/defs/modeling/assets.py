@@ -3,12 +3,12 @@
 ``promoted_model_<name>``) and ``predictions_<name>``. The lifecycle itself is
 ``lib/lifecycle.py``; scoring is ``lib/serving.py``."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 
 from alevor_assets.defs.automation import follow_upstream, retrain_when_needed
-from alevor_assets.defs.modeling.checks import drift_check_specs, drift_results, gate_check_result, gate_check_spec
+from alevor_assets.defs.modeling.checks import drift_check_specs, drift_results, gate_check_result, gate_check_spec, gate_not_evaluated
 from alevor_assets.defs.modeling.metadata import drift_metadata, model_metadata, recorded_version, validation_metadata
 from alevor_assets.defs.modeling.predictions import build_predictions_asset
 from alevor_assets.defs.modeling.training_data import build_labels_asset, build_training_set_asset
@@ -54,7 +54,6 @@ def build_model_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition, 
         automation_condition=retrain_when_needed(drift.key),
         # Not partitioned; the policy lets `--partition-range` select the whole graph in one run.
         backfill_policy=single_run,
-        output_required=False,
         kinds={spec.trainer.name.split("_")[0]},
         description=(
             f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
@@ -68,15 +67,17 @@ def build_model_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition, 
             "spec_origin": "shipped" if spec.shipped else "ALEVOR_SPECS",
         },
     )
-    def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+    def _model(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
         trained = train_version(spec, storage.warehouse, storage.registry)
         if trained.version is None:
-            # Too little data yet is not an error of the run: record why, train once there is.
+            # Too little data yet is not an error of the run: the materialization records why,
+            # without a version. It is never left out: Dagster skips every step downstream of
+            # an output not produced, which would take the spec's fallback predictions and every
+            # detector's alerts in the same run down with it.
             context.log.warning(f"{spec.name}: not trained: {trained.skipped}")
-            yield dg.AssetObservation(asset_key=context.asset_key, metadata=model_metadata(trained))
-            return
-        context.log.info(f"registered {spec.name} v{trained.version.version} ({trained.version.sha256[:12]})")
-        yield dg.MaterializeResult(metadata=model_metadata(trained))
+        else:
+            context.log.info(f"registered {spec.name} v{trained.version.version} ({trained.version.sha256[:12]})")
+        return dg.MaterializeResult(metadata=model_metadata(trained))
 
     return _model
 
@@ -104,7 +105,12 @@ def build_validation_asset(spec: ModelSpec, model: dg.AssetsDefinition) -> dg.As
         event = context.instance.get_latest_materialization_event(model.key)
         if event is None or event.asset_materialization is None:
             raise dg.Failure(f"{model.key.to_user_string()} has not been materialized yet")
-        version = int(event.asset_materialization.metadata["version"].value)
+        meta = event.asset_materialization.metadata
+        if "version" not in meta:  # the newest attempt trained nothing: nothing new to validate
+            reason = f"{model.key.to_user_string()} trained no version: {meta['skipped'].value}"
+            context.log.info(reason)
+            return dg.MaterializeResult(metadata={"skipped": reason}, check_results=[gate_not_evaluated(reason)])
+        version = int(meta["version"].value)
         validated = validate_version(spec, storage.warehouse, storage.registry, version)
         context.log.info(validated.decision.text)
         return dg.MaterializeResult(metadata=validation_metadata(validated), check_results=[gate_check_result(validated)])
@@ -120,22 +126,26 @@ def build_promoted_asset(spec: ModelSpec, validation: dg.AssetsDefinition) -> dg
         group_name=spec.name,
         deps=[validation],
         backfill_policy=single_run,
-        output_required=False,
         automation_condition=follow_upstream(require=dg.AssetSelection.assets(validation.key)),
         kinds={"registry"},
         description=(
-            f"The `{spec.name}` version in use: materializes when the registry's promoted version differs "
-            "from the one recorded here (its metadata names the version and its artifact's sha256). "
-            "Predictions depend on it, so a promotion rescores them."
+            f"The `{spec.name}` version in use (none: the spec's fallback scores), read from the registry "
+            "after each validation: its metadata names the version and its artifact's sha256, its data "
+            "version is the version, so predictions are rescored only when it changes."
         ),
     )
-    def _promoted(context: dg.AssetExecutionContext, storage: AlevorStorage) -> Iterator[dg.MaterializeResult]:
+    def _promoted(context: dg.AssetExecutionContext, storage: AlevorStorage) -> dg.MaterializeResult:
         row = storage.registry.promoted(spec.name)
+        version = int(row["version"]) if row is not None else None
         recorded = recorded_version(context, context.asset_key)
-        if row is None or int(row["version"]) == recorded:
-            context.log.info(f"{spec.name}: promoted version unchanged ({recorded})")
-            return
-        yield dg.MaterializeResult(metadata={"version": int(row["version"]), "artifact_sha256": row["artifact_sha256"]})
+        context.log.info(f"{spec.name}: promoted version {'unchanged' if version == recorded else 'now'} {version}")
+        # Always materialized (never a skipped output, which would skip the predictions downstream
+        # in the same run); the data version tells a promotion from a re-check.
+        return dg.MaterializeResult(
+            metadata={"version": version if version is not None else dg.MetadataValue.null(),
+                      "artifact_sha256": row["artifact_sha256"] if row is not None else dg.MetadataValue.null()},
+            data_version=dg.DataVersion(f"v{version}" if version is not None else "none"),
+        )
 
     return _promoted
 

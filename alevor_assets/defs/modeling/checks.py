@@ -35,6 +35,12 @@ def gate_check_result(validated: Validated) -> dg.AssetCheckResult:
     )
 
 
+def gate_not_evaluated(reason: str) -> dg.AssetCheckResult:
+    """The gate when there was no new version to evaluate (a warning, like a failed gate)."""
+    return dg.AssetCheckResult(check_name=GATE_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                               description=f"not evaluated: {reason}")
+
+
 def drift_check_specs(asset: str, spec: ModelSpec) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(

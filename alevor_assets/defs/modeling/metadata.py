@@ -64,4 +64,5 @@ def recorded_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int
     event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
-    return int(event.asset_materialization.metadata["version"].value)
+    value = event.asset_materialization.metadata.get("version")
+    return None if value is None or value.value is None else int(value.value)
