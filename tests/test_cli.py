@@ -60,8 +60,8 @@ def test_partition_range_backfills_every_asset_in_one_run(tmp_path, monkeypatch,
         for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
             assert (home / "warehouse" / f"predictions_{name}" / f"date={day}" / "part-0.parquet").exists(), (name, day)
     with duckdb.connect(str(home / "alevor.duckdb"), read_only=True) as con:
-        count = con.sql("SELECT count(*) FROM alerts WHERE spec = 'pump_detector_2s'").fetchone()[0]
-        every = con.sql("SELECT count(*) FROM alerts").fetchone()[0]
+        count = con.execute("SELECT count(*) FROM alerts WHERE spec = 'pump_detector_2s'").fetchone()[0]
+        every = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
     assert count > 0, "the detector raised no alert on a market with planted pumps"
     capsys.readouterr()
     _print_alerts(storage, date(2024, 1, 1), date(2024, 1, 3))
