@@ -21,7 +21,7 @@ from alevor_assets.lib.alerts import ALERT_SCHEMA, detector_alerts, top_features
 from alevor_assets.lib.registry import ArtifactIntegrityError, ModelRegistry
 from alevor_assets.lib.serving import MODEL, ServingModel, live_drift, load_serving_model, predictions, score_summary
 from alevor_assets.lib.specs import ModelSpec
-from alevor_assets.lib.training_set import build_training_rows
+from alevor_assets.lib.training_set import build_training_rows, population
 from alevor_assets.lib.warehouse import MissingPartitionError, Warehouse, days_between
 from alevor_assets.lib.warmup import DayPlan
 
@@ -119,7 +119,11 @@ def day_predictions(
     frame = predictions(spec, feats, load)
     monitoring: dict[str, Any] = {"scores": score_summary(frame)}
     if frame.height and frame["source"][0] == MODEL:
-        monitoring["drift"] = live_drift(load(), feats, frame)
+        # Against the training distributions, so on the rows the spec trains on (every bar is
+        # scored; a young-token detector's reference holds young tokens only).
+        keep = population(spec)
+        mask = feats.select(keep).to_series() if keep is not None else None
+        monitoring["drift"] = live_drift(load(), feats.filter(mask), frame.filter(mask)) if mask is not None else live_drift(load(), feats, frame)
     return frame.with_columns(pl.lit(day).alias(DATE_COLUMN)), monitoring
 
 

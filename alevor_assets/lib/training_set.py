@@ -22,6 +22,14 @@ def spec_features(spec: ModelSpec, available: list[str] | None = None) -> list[s
     return [n for n in chosen if n not in set(spec.features_exclude)]
 
 
+def population(spec: ModelSpec) -> pl.Expr | None:
+    """The rows a spec is for, by its filters (``None``: every row): what it trains on, and what
+    its live drift is measured on."""
+    if spec.max_token_age_hours is None:
+        return None
+    return (pl.col("token_age_hours") <= spec.max_token_age_hours).fill_null(False)
+
+
 def build_training_rows(spec: ModelSpec, features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """Join a spec's features and labels on (token, interval, ts) and apply its filters.
 
@@ -32,8 +40,8 @@ def build_training_rows(spec: ModelSpec, features: pl.DataFrame, labels: pl.Data
     needed = cols + (["token_age_hours"] if spec.max_token_age_hours is not None and "token_age_hours" not in cols else [])
     targets = TARGET_COLUMNS + [c for c in OPTIONAL_TARGETS if c in labels.columns]
     joined = features.select(*KEYS, *needed).join(labels.select(*KEYS, *targets), on=KEYS, how="inner")
-    if spec.max_token_age_hours is not None:
-        joined = joined.filter(pl.col("token_age_hours") <= spec.max_token_age_hours)
+    if (keep := population(spec)) is not None:
+        joined = joined.filter(keep)
     return joined.select(*KEYS, pl.lit(spec.name).alias("spec"), *cols, *targets).sort("token", "ts")
 
 

@@ -104,6 +104,26 @@ def test_a_tampered_promoted_artifact_gives_fallback_rows_not_a_crash(built, res
     assert not _checks(result, PREDICTIONS)[SERVED_CHECK].passed
 
 
+def test_a_drifted_day_makes_the_live_drift_check_warn(built, resources, instance, storage):
+    def rescored() -> dg.AssetCheckEvaluation:
+        result = materialize_range(D3, D3, resources=resources, instance=instance, selection=[PREDICTIONS])
+        assert result.success  # drift is a warning, never a failed run
+        return _checks(result, PREDICTIONS)[LIVE_DRIFT_CHECK]
+
+    path = storage.warehouse.partition_path("features", D3, {"interval": "2s"})
+    feats = pl.read_parquet(path)
+    rates = [c for c in feats.columns if c.startswith(("volume_rate", "quote_volume_rate", "trade_rate"))]
+    before = rescored().metadata["drift_by_day"].value[D3.isoformat()]["top_feature_psi"]
+    # A market that moved: every volume and trade rate ten times what the model was trained on.
+    feats.with_columns([pl.col(c) * 10 for c in rates]).write_parquet(path)
+    check = rescored()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN and D3.isoformat() in check.description
+    after = check.metadata["drift_by_day"].value[D3.isoformat()]["top_feature_psi"]
+    moved = {c: v for c, v in after.items() if c in rates}
+    assert moved and min(moved.values()) > PUMP_SPEC.drift_psi_threshold
+    assert all(v > before.get(c, 0.0) for c, v in moved.items())
+
+
 def test_missing_features_or_no_rule_fall_back_with_the_reason(built, storage):
     feats = storage.warehouse.read_partition("features", D2, {"interval": "2s"})
     model = load_serving_model(storage.registry, PUMP_SPEC.name, 1)
