@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from alevor_assets.lib.modeling import split_rows, train
+from alevor_assets.lib.modeling import evaluate, split_rows, train
 from alevor_assets.lib.specs import parse_spec
 from alevor_assets.lib.training.sequence_models import LSTMClassifierTrainer, TransformerClassifierTrainer
 from alevor_assets.lib.training.sequences import PAD, bar_step_us, sequence_windows
@@ -124,6 +124,13 @@ def test_no_training_sequence_crosses_a_fold_boundary_or_a_purged_horizon(cls):
     t0 = np.flatnonzero(((train_keys["token"] == "T0") & (train_keys["ts_us"] == after)).to_numpy())
     assert len(t0) == 1 and (train_w[t0[0]][:-1] == PAD).all()
     assert result.validation_metrics["roc_auc"] is not None
+    # The test fold is scored on its own rows: its windows reach back no further than its first row.
+    evaluate(SPEC, trainer, split.test.rows, result.features, result.threshold, trainer.fit_info().get("classes"))
+    test_keys, test_w = trainer.seen[-1]
+    assert test_keys.height == split.test.height
+    first_test = split.test.rows["ts"].dt.epoch("us").min()
+    ts = test_keys["ts_us"].to_numpy()
+    assert all(ts[w[w != PAD]].min() >= first_test for w in test_w)
 
 
 def test_a_sequence_model_scores_the_same_rows_in_any_order(tmp_path):
