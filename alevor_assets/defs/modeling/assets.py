@@ -58,7 +58,8 @@ def build_model_asset(spec: ModelSpec, training_set_asset: dg.AssetsDefinition, 
         description=(
             f"{spec.description}\n\nTrains `{spec.trainer.name}` on `{spec.label.strategy}` labels at "
             f"{spec.interval} over the last {spec.window_days} days of `{spec.training_set_asset}`; each "
-            f"materialization adds a registry version. Spec: `{spec.path}`"
+            "materialization adds a registry version, or says why it could not train yet (no `version` "
+            f"in its metadata). Spec: `{spec.path}`"
             f"{'' if spec.shipped else ' (from ALEVOR_SPECS)'}."
         ),
         metadata={
