@@ -121,9 +121,11 @@ def day_predictions(
     if frame.height and frame["source"][0] == MODEL:
         # Against the training distributions, so on the rows the spec trains on (every bar is
         # scored; a young-token detector's reference holds young tokens only).
-        keep = population(spec)
-        mask = feats.select(keep).to_series() if keep is not None else None
-        monitoring["drift"] = live_drift(load(), feats.filter(mask), frame.filter(mask)) if mask is not None else live_drift(load(), feats, frame)
+        rows, scored = feats, frame
+        if (keep := population(spec)) is not None:
+            mask = feats.select(keep).to_series()
+            rows, scored = feats.filter(mask), frame.filter(mask)
+        monitoring["drift"] = live_drift(load(), rows, scored)
     return frame.with_columns(pl.lit(day).alias(DATE_COLUMN)), monitoring
 
 
