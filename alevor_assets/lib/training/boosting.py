@@ -43,6 +43,16 @@ def _estimator(kind: str) -> type:
     return Estimator
 
 
+def _matrix(x: pl.DataFrame) -> Any:
+    """``x`` as XGBoost reads it fastest with the same result: a pandas frame of float32 columns
+    (nulls as NaN). XGBoost bins and scores float32 values whatever it is given, and on a columnar
+    frame sketches the same cut points, so the model file is byte for byte the one a Polars
+    Float64 frame gives; but building the training matrix from Polars (via Arrow) took 1.8x as
+    long (11.5 against 6.5 s for the demo's 458k x 102 pump-detector rows), at twice the memory.
+    A row-major NumPy array would be faster still, but XGBoost sketches it differently (another model)."""
+    return x.cast(pl.Float32).to_pandas()
+
+
 @dataclass
 class _XGBoostBase(Trainer):
     n_estimators: int = 600
@@ -83,9 +93,9 @@ class _XGBoostBase(Trainer):
         """SHAP values from XGBoost itself (``pred_contribs``), without the bias column."""
         import xgboost as xgb
 
-        contribs = self._model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+        contribs = self._model.get_booster().predict(xgb.DMatrix(_matrix(x)), pred_contribs=True)
         if contribs.ndim == 3:  # multi-class: rows × classes × (features + bias)
-            best = np.asarray(self._model.predict_proba(x)).argmax(axis=1)
+            best = np.asarray(self._model.predict_proba(_matrix(x))).argmax(axis=1)
             contribs = contribs[np.arange(len(best)), best]
         return contribs[:, :-1]
 
@@ -139,8 +149,8 @@ class XGBoostClassifier(_XGBoostBase):
             eval_metric="mlogloss" if multi else "logloss",
         )
         self._model.fit(
-            x_train, yt, sample_weight=wt,
-            eval_set=[(x_val, yv)], sample_weight_eval_set=[w_val], verbose=False,
+            _matrix(x_train), yt, sample_weight=wt,
+            eval_set=[(_matrix(x_val), yv)], sample_weight_eval_set=[w_val], verbose=False,
         )
 
     @staticmethod
@@ -150,7 +160,7 @@ class XGBoostClassifier(_XGBoostBase):
         return weights[y]
 
     def predict_score(self, x: pl.DataFrame) -> np.ndarray:
-        proba = self._model.predict_proba(x)
+        proba = self._model.predict_proba(_matrix(x))
         return proba[:, 1] if proba.shape[1] == 2 else proba
 
     def load(self, path: Path) -> None:
@@ -177,12 +187,12 @@ class XGBoostRegressor(_XGBoostBase):
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:
         self._model = _estimator("regressor")(**self._common(), objective=self.objective, eval_metric="rmse")
         self._model.fit(
-            x_train, y_train, sample_weight=w_train,
-            eval_set=[(x_val, y_val)], sample_weight_eval_set=[w_val], verbose=False,
+            _matrix(x_train), y_train, sample_weight=w_train,
+            eval_set=[(_matrix(x_val), y_val)], sample_weight_eval_set=[w_val], verbose=False,
         )
 
     def predict_score(self, x: pl.DataFrame) -> np.ndarray:
-        return self._model.predict(x)
+        return self._model.predict(_matrix(x))
 
     def load(self, path: Path) -> None:
         import xgboost as xgb
