@@ -162,6 +162,10 @@ def features_from_tables(
     resume = resume or SeriesState()
     states = SeriesState()
     step = interval_us(interval)
+    # One contiguous chunk per column first: on a frame of many chunks (a Parquet file's row
+    # groups, stacked days) Polars copies every column an eager select or filter touches into one
+    # chunk again, op after op (0.34 s for one select of five columns of 4.65 M bars, 0.3 ms after).
+    frame = frame.rechunk()
     fine = frame.filter(pl.col("interval") == interval)
     coarse = {j: frame.filter(pl.col("interval") == j) for j in config.coarser(interval)}
     with_trades = bool(tables)

@@ -32,7 +32,7 @@ def series_segments(frames: Sequence[pl.DataFrame], max_gap_days: int) -> pl.Dat
     Morgia chunks, coarser bars) agrees on where a series starts; ids increase with token and day.
     """
     days = pl.concat(
-        [f.select("token", (pl.col("ts").dt.epoch("us") // DAY_US).alias("_day")) for f in frames if f.height]
+        [_day_runs(f.select("token", (pl.col("ts").dt.epoch("us") // DAY_US).alias("_day")))[0] for f in frames if f.height]
         or [pl.DataFrame(schema={"token": pl.Utf8, "_day": pl.Int64})]
     ).unique().sort("token", "_day")
     new = (pl.col("token") != pl.col("token").shift(1)) | (pl.col("_day") - pl.col("_day").shift(1) > max_gap_days)
@@ -43,8 +43,18 @@ def _attach_segments(frame: pl.DataFrame, segments: pl.DataFrame, time_us: pl.Ex
     """The series id of each row of ``frame`` (by its token and the UTC day of ``time_us``, the
     row's ``ts`` by default)."""
     day = ((time_us if time_us is not None else pl.col("ts").dt.epoch("us")) // DAY_US).alias("_day")
-    keyed = frame.select("token", day).join(segments, on=["token", "_day"], how="left", maintain_order="left")
-    return keyed[SEGMENT]
+    runs, run_of_row = _day_runs(frame.select("token", day))
+    keyed = runs.join(segments, on=["token", "_day"], how="left", maintain_order="left")
+    return keyed[SEGMENT].gather(run_of_row)
+
+
+def _day_runs(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """The runs of equal (token, _day) in ``keys`` (one row each, in order) and each row's run.
+    Rows come in (token, ts) order almost always, so a day of bars is a handful of runs: keying
+    them, not millions of rows, keeps the hash join and unique off the features' critical path."""
+    new = ((pl.col("token") != pl.col("token").shift(1)) | (pl.col("_day") != pl.col("_day").shift(1))).fill_null(True)
+    flags = keys.select(new.alias("_new"))["_new"]
+    return keys.filter(flags), (flags.cast(pl.Int64).cum_sum() - 1).alias("_run")
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
