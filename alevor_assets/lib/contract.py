@@ -320,6 +320,18 @@ def check_bars(bars: pl.DataFrame, trades: SortedTrades) -> ContractReport:
     return report
 
 
+def _by_interval(bars: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """``bars`` split by interval, in order of appearance. The bars asset checks one interval at a
+    time: comparing every row with the first proves that in one pass, where hashing the names
+    (unique, twice per rule) took 0.8 of the 8 s a 10 M-trade day's bars take."""
+    intervals = bars["interval"]
+    if bars.height == 0:
+        return []
+    if (intervals == intervals[0]).all() and intervals.null_count() == 0:
+        return [(intervals[0], bars)]
+    return [(name, bars.filter(pl.col("interval") == name)) for name in intervals.unique(maintain_order=True).to_list()]
+
+
 def misaligned_bars(bars: pl.DataFrame) -> list[RuleFailure]:
     """Time bars must start at epoch multiples of their interval."""
     from alevor_assets.lib.bars import bar_spec
@@ -327,11 +339,10 @@ def misaligned_bars(bars: pl.DataFrame) -> list[RuleFailure]:
     if bars.height == 0:
         return []
     failures = []
-    for name in bars["interval"].unique(maintain_order=True).to_list():
+    for name, part in _by_interval(bars):
         spec = bar_spec(str(name))
         if spec.kind != "time":
             continue
-        part = bars.filter(pl.col("interval") == name) if bars["interval"].n_unique() > 1 else bars
         bad = part.filter(pl.col("ts").dt.epoch("us") % int(spec.size) != 0)
         if bad.height:
             failures.append(RuleFailure(
@@ -346,8 +357,7 @@ def reconcile_bars(bars: pl.DataFrame, trades: SortedTrades) -> list[RuleFailure
     n_tokens = len(trades.tokens)
     want_count, want_volume = trades.totals_by_token()
     failures = []
-    for name in bars["interval"].unique(maintain_order=True).to_list():
-        part = bars.filter(pl.col("interval") == name) if bars["interval"].n_unique() > 1 else bars
+    for name, part in _by_interval(bars):
         # The bar builder's token codes when present (no string hashing); the names otherwise.
         codes = part["_code"] if "_code" in part.columns else part["token"].cast(pl.Enum(trades.tokens), strict=False).to_physical()
         if codes.null_count():
