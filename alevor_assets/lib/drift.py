@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from alevor_assets.lib.cores import in_threads, usable_cores
+
 EPSILON = 1e-4
 
 
@@ -51,24 +53,18 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | N
 
 def reference_distributions(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[str, list[float]]]:
     """:func:`reference_bins` of each column of ``frame`` that has one."""
-    out = {}
-    for c in columns:
-        if c in frame.columns:
-            bins = reference_bins(frame[c].cast(pl.Float64).to_numpy())
-            if bins is not None:
-                out[c] = bins
-    return out
+    present = [c for c in columns if c in frame.columns]
+    # Columns side by side, one per core: NumPy's partition and searchsorted release the GIL
+    # (3.3 -> 1.9 s for the demo's pump detector: 650 k rows x 101 features).
+    bins = in_threads(lambda c: reference_bins(frame[c].cast(pl.Float64).to_numpy()), present, usable_cores())
+    return {c: b for c, b in zip(present, bins) if b is not None}
 
 
 def psi_against_references(references: dict[str, dict[str, list[float]]], frame: pl.DataFrame) -> dict[str, float]:
     """PSI of each of ``frame``'s columns that has a reference (undefined ones left out)."""
-    out = {}
-    for c, ref in references.items():
-        if c in frame.columns:
-            value = psi_against(ref, frame[c].cast(pl.Float64).to_numpy())
-            if value is not None:
-                out[c] = value
-    return out
+    present = [c for c in references if c in frame.columns]
+    values = in_threads(lambda c: psi_against(references[c], frame[c].cast(pl.Float64).to_numpy()), present, usable_cores())
+    return {c: v for c, v in zip(present, values) if v is not None}
 
 
 def feature_psi(reference: pl.DataFrame, current: pl.DataFrame, features: list[str]) -> dict[str, float]:
