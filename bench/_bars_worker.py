@@ -33,7 +33,12 @@ def _asset(size: str, intervals: list[str]) -> dict:
     from alevor_assets.defs.resources import AlevorStorage, PipelineSettings
 
     storage = AlevorStorage(home=str(home(size)))
-    settings = PipelineSettings(bar_intervals=intervals, feature_intervals=[], warmup_bars=1000, max_warmup_days=400, multi_timeframe=[])
+    # Time intervals, and dollar_<T> / volume_<T> threshold bars as the pipeline settings name them.
+    thresholds = {kind: [float(i.split("_", 1)[1]) for i in intervals if i.startswith(f"{kind}_")] for kind in ("dollar", "volume")}
+    settings = PipelineSettings(
+        bar_intervals=[i for i in intervals if "_" not in i], dollar_thresholds=thresholds["dollar"],
+        volume_thresholds=thresholds["volume"], feature_intervals=[], warmup_bars=1000, max_warmup_days=400, multi_timeframe=[],
+    )
     started = time.monotonic()
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([bars], instance=instance, resources={"storage": storage, "settings": settings}, partition_key=DAY.isoformat())

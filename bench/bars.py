@@ -21,7 +21,8 @@ import sys
 
 from bench._measure import in_subprocess, table
 
-DEFAULT_SET = "2s,5s,15s,1m,5m,1h,1d"
+# The shipped pipeline.yaml's bar set: seven time intervals and dollar bars of 50,000.
+DEFAULT_SET = "2s,5s,15s,1m,5m,1h,1d,dollar_50000"
 
 
 def main() -> None:
