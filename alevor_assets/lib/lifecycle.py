@@ -64,8 +64,10 @@ def read_training_rows(wh: Warehouse, spec: ModelSpec, days: list[date]) -> tupl
     """The spec's training rows of ``days`` and the row count of each day."""
     frames = {d.isoformat(): wh.read_partition(spec.training_set_asset, d) for d in days}
     counts = {k: v.height for k, v in frames.items()}
-    # Days without any labelled row carry no realized_return column; align by name.
-    return pl.concat(list(frames.values()), how="diagonal_relaxed"), counts
+    # Days without any labelled row carry no realized_return column; align by name. One chunk
+    # per column: the splits and folds filter these rows many times, and Polars would copy a
+    # many-chunk frame into one chunk again at each eager step.
+    return pl.concat(list(frames.values()), how="diagonal_relaxed", rechunk=True), counts
 
 
 def read_events(wh: Warehouse, days: list[date]) -> pl.DataFrame | None:
