@@ -48,9 +48,8 @@ def adjust_features_for_time_interval(
     first = np.ones(len(ts), dtype=np.bool_)
     np.not_equal(seg[1:], seg[:-1], out=first[1:])
     gap = np.empty(len(ts))
-    gap[0:1] = np.nan
     np.divide(ts[1:] - ts[:-1], 1e6, out=gap[1:])
-    gap[first] = np.nan
+    gap[first] = np.nan  # a series' first row (row 0 included) has no gap
     framed = ordered.with_columns(
         pl.Series("gap_seconds", gap, nan_to_null=True), pl.Series("elapsed_seconds", np.where(first, float(step), gap))
     )

@@ -73,12 +73,12 @@ def _time_of_day(ts: pl.Series, wanted: Collection[str]) -> list[pl.Series]:
     us = ts.dt.epoch("us").to_numpy()
     out = []
     for unit, n, name in ((3_600_000_000, 24, "hour"), (60_000_000, 60, "minute")):
+        fns = [fn for fn in ("sin", "cos") if f"{name}_{fn}" in wanted]
+        if not fns:
+            continue
         angle = 2 * math.pi * pl.Series(range(n)).cast(pl.Float64) / n
-        index = None
-        for fn in ("sin", "cos"):
-            if f"{name}_{fn}" in wanted:
-                index = (us // unit) % n if index is None else index
-                out.append(pl.Series(f"{name}_{fn}", getattr(angle, fn)().to_numpy()[index]))
+        index = (us // unit) % n
+        out += [pl.Series(f"{name}_{fn}", getattr(angle, fn)().to_numpy()[index]) for fn in fns]
     return out
 
 

@@ -48,13 +48,18 @@ def _attach_segments(frame: pl.DataFrame, segments: pl.DataFrame, time_us: pl.Ex
     return keyed[SEGMENT].gather(run_of_row)
 
 
+def _run_starts(keys: pl.DataFrame) -> pl.Series:
+    """Whether each row of ``keys`` starts a run of equal rows (differs from the row before).
+    Rows come in (token, ts) order almost always, so a day of a token is one run: hashing the
+    runs, not millions of rows, keeps joins and uniques off the features' critical path."""
+    differs = pl.any_horizontal([pl.col(c) != pl.col(c).shift(1) for c in keys.columns]).fill_null(True)
+    return keys.select(differs.alias("_new"))["_new"]
+
+
 def _day_runs(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """The runs of equal (token, _day) in ``keys`` (one row each, in order) and each row's run.
-    Rows come in (token, ts) order almost always, so a day of bars is a handful of runs: keying
-    them, not millions of rows, keeps the hash join and unique off the features' critical path."""
-    new = ((pl.col("token") != pl.col("token").shift(1)) | (pl.col("_day") != pl.col("_day").shift(1))).fill_null(True)
-    flags = keys.select(new.alias("_new"))["_new"]
-    return keys.filter(flags), (flags.cast(pl.Int64).cum_sum() - 1).alias("_run")
+    """The runs of equal (token, _day) in ``keys`` (one row each, in order) and each row's run."""
+    starts = _run_starts(keys)
+    return keys.filter(starts), (starts.cast(pl.Int64).cum_sum() - 1).alias("_run")
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -150,10 +155,7 @@ class TradeTables:
     def days_of(trades: pl.DataFrame) -> pl.DataFrame:
         """``token, ts``: the UTC days each token traded on."""
         days = trades.select("token", pl.col("ts").dt.truncate("1d"))
-        # Trades come by token and time: dropping repeats of the row before leaves a few rows to
-        # hash (0.08 against 0.3 s for 10 M trades).
-        repeat = (pl.col("token") == pl.col("token").shift(1)) & (pl.col("ts") == pl.col("ts").shift(1))
-        return days.filter(~repeat.fill_null(False)).unique()
+        return days.filter(_run_starts(days)).unique()  # 0.08 against 0.3 s for 10 M trades
 
     def __bool__(self) -> bool:
         return self.days.height > 0

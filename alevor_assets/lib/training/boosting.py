@@ -93,9 +93,10 @@ class _XGBoostBase(Trainer):
         """SHAP values from XGBoost itself (``pred_contribs``), without the bias column."""
         import xgboost as xgb
 
-        contribs = self._model.get_booster().predict(xgb.DMatrix(_matrix(x)), pred_contribs=True)
+        data = _matrix(x)
+        contribs = self._model.get_booster().predict(xgb.DMatrix(data), pred_contribs=True)
         if contribs.ndim == 3:  # multi-class: rows × classes × (features + bias)
-            best = np.asarray(self._model.predict_proba(_matrix(x))).argmax(axis=1)
+            best = np.asarray(self._model.predict_proba(data)).argmax(axis=1)
             contribs = contribs[np.arange(len(best)), best]
         return contribs[:, :-1]
 
