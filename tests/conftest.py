@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -61,7 +63,73 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
+
+class BuiltRun:
+    """The events of the shared build's run (Dagster's own serialization of them), read like the
+    ``ExecuteInProcessResult`` of that run."""
+
+    def __init__(self, events: list[dg.DagsterEvent]):
+        self.all_events = events
+
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [e for e in self.all_events if e.is_step_materialization]
+
+
+def _build_small_market(folder: Path) -> dict:
+    from dagster._serdes import serialize_value
+
+    from tests.helpers import materialize_range
+
+    storage = AlevorStorage(home=str(folder / "alevor"))
+    resources = {"storage": storage, "settings": small_settings(), "source": small_source()}
+    with dg.DagsterInstance.ephemeral() as inst:
+        result = materialize_range(START, START + timedelta(days=2), resources=resources, instance=inst)
+        assert result.success
+        return {"home": str(storage.root), "events": serialize_value(list(result.all_events))}
+
+
+@pytest.fixture(scope="session")
+def small_market(tmp_path_factory) -> tuple[Path, BuiltRun]:
+    """The small market's three days through the whole test graph (``tests.helpers.ALL_ASSETS``),
+    built once per test session: its ALEVOR_HOME (read it, or copy it with :func:`copy_home`) and
+    its run's events."""
+    from dagster._serdes import deserialize_value
+
+    _, out = built_once(tmp_path_factory, "small_market", _build_small_market)
+    return Path(out["home"]), BuiltRun(deserialize_value(out["events"]))
+
+
+def copy_home(source: Path, storage: AlevorStorage) -> None:
+    """``source`` (an ALEVOR_HOME) copied into ``storage``, its DuckDB catalog rebuilt over the copy
+    (its views name the files they read by absolute path)."""
+    shutil.copytree(source, storage.root, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("alevor.duckdb*"))
+    storage.catalog.refresh()
+
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+    """``build(folder)`` run once for the whole test session, whichever test process asks first;
+    yields the folder and what ``build`` returned (JSON). Under pytest-xdist the module fixtures of
+    a module whose tests land on three workers would otherwise run three times; the tests that use
+    this only read what was built."""
+    import json
+
+    from alevor_assets.lib.fslock import hold
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's basetemp lives in
+    folder, done = root / f"shared-{name}", root / f"shared-{name}.json"
+    with hold(root / f"shared-{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            outcome = build(folder)
+            done.write_text(json.dumps(outcome))
+    return folder, json.loads(done.read_text())
 # ALEVOR_PIPELINE overlay: the shipped graph on a smaller market, for subprocess tests that only need it to run.
 SMALL_PIPELINE = REPO / "tests" / "data" / "small_pipeline.yaml"
 

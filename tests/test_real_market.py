@@ -15,7 +15,7 @@ import pytest
 
 from alevor_assets.lib.features import compute_features
 from alevor_assets.lib.warehouse import Warehouse
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, built_once, cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,7 @@ DAYS = [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
 LAYERS = ["raw_trades", "tokens", "bars", "token_daily_stats", "features"]
 
 
-@pytest.fixture(scope="module")
-def backfill(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    tmp = tmp_path_factory.mktemp("real_market")
+def _backfill(tmp: Path) -> dict:
     specs = tmp / "my_specs"
     specs.mkdir()
     shipped = REPO / "alevor_assets" / "specs"
@@ -49,7 +47,14 @@ def backfill(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
          "--partition-range", f"{FIRST.isoformat()}...{LAST.isoformat()}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
-    return Path(env["ALEVOR_HOME"]), done
+    return {"home": env["ALEVOR_HOME"], "returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+
+@pytest.fixture(scope="module")
+def backfill(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    # Built once per session: the tests only read it.
+    _, run = built_once(tmp_path_factory, "real_market", _backfill)
+    return Path(run["home"]), subprocess.CompletedProcess([], run["returncode"], run["stdout"], run["stderr"])
 
 
 def test_one_range_over_weeks_without_trades_leaves_only_files_readers_open(backfill):

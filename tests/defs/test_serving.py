@@ -13,7 +13,7 @@ from alevor_assets import score
 from alevor_assets.defs.modeling.predictions import LIVE_DRIFT_CHECK, SERVED_CHECK
 from alevor_assets.defs.modeling.assets import build_spec_assets
 from alevor_assets.lib.serving import fallback_predictions, load_serving_model, predictions
-from tests.conftest import START, small_settings, small_source
+from tests.conftest import START, BuiltRun, copy_home, small_settings, small_source
 from tests.helpers import ALL_ASSETS, DATA_ASSETS, PUMP_SPEC, materialize_range
 
 D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
@@ -26,7 +26,18 @@ def resources(storage):
 
 
 @pytest.fixture
-def built(resources, instance):
+def built(small_market, storage) -> BuiltRun:
+    """The small market's three days through the whole graph (built once per session), in this
+    test's own ALEVOR_HOME."""
+    home, run = small_market
+    copy_home(home, storage)
+    return run
+
+
+@pytest.fixture
+def built_here(resources, instance) -> dg.ExecuteInProcessResult:
+    """The same build in this test's own Dagster instance, for tests that rescore: the predictions
+    asset serves the version Dagster recorded as promoted."""
     result = materialize_range(D1, D3, resources=resources, instance=instance)
     assert result.success
     return result
@@ -91,7 +102,7 @@ def test_without_a_promoted_version_the_fallback_scores_and_the_check_warns(reso
     assert set(check.metadata["fallback_rows_by_day"].value) == {D1.isoformat(), D2.isoformat()}
 
 
-def test_a_tampered_promoted_artifact_gives_fallback_rows_not_a_crash(built, resources, instance, storage):
+def test_a_tampered_promoted_artifact_gives_fallback_rows_not_a_crash(built_here, resources, instance, storage):
     artifact = Path(storage.registry.promoted(PUMP_SPEC.name)["artifact_path"])
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -104,7 +115,7 @@ def test_a_tampered_promoted_artifact_gives_fallback_rows_not_a_crash(built, res
     assert not _checks(result, PREDICTIONS)[SERVED_CHECK].passed
 
 
-def test_a_drifted_day_makes_the_live_drift_check_warn(built, resources, instance, storage):
+def test_a_drifted_day_makes_the_live_drift_check_warn(built_here, resources, instance, storage):
     def rescored() -> dg.AssetCheckEvaluation:
         result = materialize_range(D3, D3, resources=resources, instance=instance, selection=[PREDICTIONS])
         assert result.success  # drift is a warning, never a failed run

@@ -8,26 +8,21 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import psycopg2
 import pytest
 
 from alevor_assets.defs.resources import AlevorStorage
 from alevor_assets.lib.sources.pg_sample import SCHEMA_DDL
-from tests.conftest import START, small_settings, small_source
-from tests.helpers import materialize_range
+from tests.conftest import START
 
 D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
 
 
 @pytest.fixture(scope="package")
-def built(tmp_path_factory) -> AlevorStorage:
-    storage = AlevorStorage(home=str(tmp_path_factory.mktemp("live") / "alevor"))
-    resources = {"storage": storage, "settings": small_settings(), "source": small_source()}
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert materialize_range(D1, D3, resources=resources, instance=instance).success
-    return storage
+def built(small_market) -> AlevorStorage:
+    """The small market's three days through the whole graph (shared by the session: read only)."""
+    return AlevorStorage(home=str(small_market[0]))
 
 
 @pytest.fixture
