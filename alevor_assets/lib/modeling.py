@@ -13,6 +13,7 @@ import polars as pl
 
 from alevor_assets.lib.alerts import raise_alerts
 from alevor_assets.lib.backtest import BacktestResult, backtest
+from alevor_assets.lib.cores import in_threads, usable_cores
 from alevor_assets.lib.detection import DetectionResult, DetectionSetup, as_event_frame, evaluate_detections, label_episodes
 from alevor_assets.lib.intervals import interval_timedelta
 from alevor_assets.lib.specs import ModelSpec
@@ -21,6 +22,7 @@ from alevor_assets.lib.training import Trainer
 from alevor_assets.lib.training.base import input_frame
 from alevor_assets.lib.training_set import row_features
 from alevor_assets.lib.validation import (
+    Fold,
     InsufficientDataError,
     Split,
     by_time,
@@ -247,37 +249,14 @@ def walk_forward(
         folds = walk_forward_folds(by_time(rows), spec.walk_forward_folds, spec.split.embargo_us)
     except ValueError as exc:
         return {"folds": [], "skipped": str(exc)}
-    results = []
-    for fold in folds:
-        span = {"fold": fold.index, "test_start_us": fold.test_start_us, "test_end_us": fold.test_end_us}
-        ts = fold.train["ts"].dt.epoch("us").sort().to_numpy()
-        if len(ts) < 20:
-            results.append({**span, "skipped": "too few training rows"})
-            continue
-        cut = int(ts[int(len(ts) * 0.85)])
-        inner_train = purge(fold.train.filter(pl.col("ts").dt.epoch("us") < cut), cut)
-        inner_val = fold.train.filter(pl.col("ts").dt.epoch("us") >= cut)
-        trainer = make_trainer_fn()
-        try:
-            if trainer.task == "classification":
-                unseen_classes(inner_train, pl.concat([inner_val.select("label"), fold.test.select("label")]),
-                               "fold's validation or test rows")
-            xt, yt, wt = _xyw(inner_train, features, trainer)
-            xv, yv, wv = _xyw(inner_val, features, trainer)
-            trainer.fit(xt, yt, wt, xv, yv, wv)
-        except ValueError as exc:
-            results.append({**span, "skipped": str(exc)})
-            continue
-        choice = validation_threshold(spec, trainer, inner_val, features, setup)[0] if trainer.task == "classification" else None
-        ev = evaluate(spec, trainer, fold.test, features, choice.value if choice else None,
-                      trainer.fit_info().get("classes"), setup)
-        keep = {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float)) or v is None}
-        results.append({
-            **span, "train_rows": inner_train.height, "test_rows": fold.test.height, "purged_rows": fold.purged_rows,
-            "embargoed_rows": fold.embargoed_rows, **keep,
-            **({"threshold_rule": choice.rule} if choice else {}),
-            **({"event_table": ev.detection.events} if ev.detection is not None else {}),
-        })
+
+    def run(fold: Fold) -> dict[str, Any]:
+        return _walk_forward_fold(spec, fold, features, make_trainer_fn, setup)
+
+    # Two folds at a time when the trainer allows it: XGBoost's own threads leave a third of two
+    # cores idle on these sizes (the pump detector's folds: 13.6 s instead of 16-17 s), and each
+    # fit is the same with the same n_jobs whatever runs beside it.
+    results = in_threads(run, folds, 2 if usable_cores() > 1 and make_trainer_fn().independent_fits else 1)
     values = [r.get(spec.primary_metric) for r in results if r.get(spec.primary_metric) is not None]
     thresholds = [r["threshold"] for r in results if r.get("threshold") is not None]
     return {
@@ -287,4 +266,36 @@ def walk_forward(
         "std": float(np.std(values)) if len(values) > 1 else None,
         "threshold_min": min(thresholds) if thresholds else None,
         "threshold_max": max(thresholds) if thresholds else None,
+    }
+
+
+def _walk_forward_fold(spec: ModelSpec, fold: Fold, features: list[str], make_trainer_fn: Callable[[], Trainer],
+                      setup: DetectionSetup | None) -> dict[str, Any]:
+    """One walk-forward fold: train on its training rows (early-stopped on their last 15%), score its test rows."""
+    span = {"fold": fold.index, "test_start_us": fold.test_start_us, "test_end_us": fold.test_end_us}
+    ts = fold.train["ts"].dt.epoch("us").sort().to_numpy()
+    if len(ts) < 20:
+        return {**span, "skipped": "too few training rows"}
+    cut = int(ts[int(len(ts) * 0.85)])
+    inner_train = purge(fold.train.filter(pl.col("ts").dt.epoch("us") < cut), cut)
+    inner_val = fold.train.filter(pl.col("ts").dt.epoch("us") >= cut)
+    trainer = make_trainer_fn()
+    try:
+        if trainer.task == "classification":
+            unseen_classes(inner_train, pl.concat([inner_val.select("label"), fold.test.select("label")]),
+                           "fold's validation or test rows")
+        xt, yt, wt = _xyw(inner_train, features, trainer)
+        xv, yv, wv = _xyw(inner_val, features, trainer)
+        trainer.fit(xt, yt, wt, xv, yv, wv)
+    except ValueError as exc:
+        return {**span, "skipped": str(exc)}
+    choice = validation_threshold(spec, trainer, inner_val, features, setup)[0] if trainer.task == "classification" else None
+    ev = evaluate(spec, trainer, fold.test, features, choice.value if choice else None,
+                  trainer.fit_info().get("classes"), setup)
+    keep = {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float)) or v is None}
+    return {
+        **span, "train_rows": inner_train.height, "test_rows": fold.test.height, "purged_rows": fold.purged_rows,
+        "embargoed_rows": fold.embargoed_rows, **keep,
+        **({"threshold_rule": choice.rule} if choice else {}),
+        **({"event_table": ev.detection.events} if ev.detection is not None else {}),
     }

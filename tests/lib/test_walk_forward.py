@@ -91,3 +91,44 @@ def test_single_fold_and_too_little_data():
     with pytest.raises(ValueError, match="no rows"):
         walk_forward_folds(_rows(3).clear(), n_folds=2)
     assert len(walk_forward_folds(_rows(5), n_folds=4, min_train_fraction=0.2)) == 4  # 1 + 4 timestamps suffice
+
+
+def test_folds_trained_two_at_a_time_equal_folds_trained_one_after_another(monkeypatch):
+    """XGBoost folds run in two threads (each fit seeds its own booster): every fold's metrics and
+    threshold are those of the folds trained in turn."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    import alevor_assets.lib.modeling as modeling
+    from alevor_assets.lib.cores import in_threads
+    from alevor_assets.lib.specs import model_specs
+    from alevor_assets.lib.training import make_trainer
+
+    spec = next(s for s in model_specs() if s.name == "regime_classifier_5m")
+    spec = replace(spec, walk_forward_folds=4, split=replace(spec.split, embargo="0s"))
+    rng = np.random.default_rng(3)
+    n = 1200
+    labels = rng.integers(0, 3, n)
+    rows = _rows(n).with_columns(
+        pl.Series("f1", rng.normal(size=n) + labels), pl.Series("f2", rng.normal(size=n)),
+        pl.Series("label", labels, dtype=pl.Int64), pl.lit(1.0).alias("weight"),
+    )
+    params = {"n_estimators": 60, "max_depth": 3, "early_stopping_rounds": 10, "subsample": 0.7}
+    threads = []
+
+    def recording(fn, parts, n_threads):
+        threads.append(n_threads)
+        return in_threads(fn, parts, n_threads)
+
+    def walk():
+        return modeling.walk_forward(spec, rows, ["f1", "f2"], lambda: make_trainer("xgboost_classifier", params))
+
+    monkeypatch.setattr(modeling, "in_threads", recording)
+    monkeypatch.setattr(modeling, "usable_cores", lambda: 2)
+    together = walk()
+    monkeypatch.setattr(modeling, "usable_cores", lambda: 1)
+    in_turn = walk()
+    assert threads == [2, 1]
+    assert len(together["folds"]) == 4 and all("skipped" not in f for f in together["folds"])
+    assert together == in_turn

@@ -61,6 +61,9 @@ class Trainer:
     #: Sequence models set this: their ``x_*`` frames then also hold ``token`` and ``ts``
     #: (:data:`SEQUENCE_KEYS`) so they can build each row's window of past bars.
     needs_keys: ClassVar[bool] = False
+    # Fits of separate instances share no state (no global random generator, no global config),
+    # so walk-forward folds may train at once in threads (lib/modeling.py); off unless shown.
+    independent_fits: ClassVar[bool] = False
 
     def fit(self, x_train: pl.DataFrame, y_train: np.ndarray, w_train: np.ndarray,
             x_val: pl.DataFrame, y_val: np.ndarray, w_val: np.ndarray) -> None:  # pragma: no cover - interface

@@ -67,6 +67,8 @@ class _XGBoostBase(Trainer):
     seed: int = 42
 
     artifact_file: ClassVar[str] = "model.ubj"
+    # Each fit seeds its own booster (random_state); XGBoost releases the GIL while boosting.
+    independent_fits: ClassVar[bool] = True
 
     def _common(self) -> dict[str, Any]:
         return dict(
