@@ -63,7 +63,6 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
-
 class BuiltRun:
     """The events of the shared build's run (Dagster's own serialization of them), read like the
     ``ExecuteInProcessResult`` of that run."""

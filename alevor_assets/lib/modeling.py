@@ -253,9 +253,9 @@ def walk_forward(
     def run(fold: Fold) -> dict[str, Any]:
         return _walk_forward_fold(spec, fold, features, make_trainer_fn, setup)
 
-    # Two folds at a time when the trainer allows it: XGBoost's own threads leave a third of two
-    # cores idle on these sizes (the pump detector's folds: 13.6 s instead of 16-17 s), and each
-    # fit is the same with the same n_jobs whatever runs beside it.
+    # Two folds at a time when the trainer allows it: on these sizes XGBoost's own threads keep
+    # 1.6 of two cores busy (the pump detector's folds: 13 s instead of 16-17 s two at a time),
+    # and each fit is the same, with the same n_jobs, whatever runs beside it.
     results = in_threads(run, folds, 2 if usable_cores() > 1 and make_trainer_fn().independent_fits else 1)
     values = [r.get(spec.primary_metric) for r in results if r.get(spec.primary_metric) is not None]
     thresholds = [r["threshold"] for r in results if r.get("threshold") is not None]
