@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ def small_market(tmp_path_factory) -> tuple[Path, BuiltRun]:
     its run's events."""
     from dagster._serdes import deserialize_value
 
-    _, out = built_once(tmp_path_factory, "small_market", _build_small_market)
+    out = built_once(tmp_path_factory, "small_market", _build_small_market)
     return Path(out["home"]), BuiltRun(deserialize_value(out["events"]))
 
 
@@ -106,16 +107,26 @@ def copy_home(source: Path, storage: AlevorStorage) -> None:
     storage.catalog.refresh()
 
 
+@pytest.fixture
+def built(small_market, storage) -> BuiltRun:
+    """The small market's three days through the whole graph (built once per session), in this
+    test's own ALEVOR_HOME (``storage``)."""
+    home, run = small_market
+    copy_home(home, storage)
+    return run
+
+
 REPO = Path(__file__).resolve().parent.parent
 
+# ALEVOR_PIPELINE overlay: the shipped graph on a smaller market, for subprocess tests that only need it to run.
+SMALL_PIPELINE = REPO / "tests" / "data" / "small_pipeline.yaml"
 
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> dict:
     """``build(folder)`` run once for the whole test session, whichever test process asks first;
-    yields the folder and what ``build`` returned (JSON). Under pytest-xdist the module fixtures of
+    returns what ``build`` returned (JSON). Under pytest-xdist the module fixtures of
     a module whose tests land on three workers would otherwise run three times; the tests that use
     this only read what was built."""
-    import json
-
     from alevor_assets.lib.fslock import hold
 
     root = tmp_path_factory.getbasetemp()
@@ -128,9 +139,7 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
             folder.mkdir()
             outcome = build(folder)
             done.write_text(json.dumps(outcome))
-    return folder, json.loads(done.read_text())
-# ALEVOR_PIPELINE overlay: the shipped graph on a smaller market, for subprocess tests that only need it to run.
-SMALL_PIPELINE = REPO / "tests" / "data" / "small_pipeline.yaml"
+    return json.loads(done.read_text())
 
 
 def free_port() -> int:

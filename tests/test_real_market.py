@@ -53,7 +53,7 @@ def _backfill(tmp: Path) -> dict:
 @pytest.fixture(scope="module")
 def backfill(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     # Built once per session: the tests only read it.
-    _, run = built_once(tmp_path_factory, "real_market", _backfill)
+    run = built_once(tmp_path_factory, "real_market", _backfill)
     return Path(run["home"]), subprocess.CompletedProcess([], run["returncode"], run["stdout"], run["stderr"])
 
 

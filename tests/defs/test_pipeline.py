@@ -14,7 +14,7 @@ from alevor_assets.lib.bars import BAR_SCHEMA
 from alevor_assets.lib.features import feature_names
 from alevor_assets.lib.schemas import UTC_US
 from alevor_assets.lib.sources import TradeBatch
-from tests.conftest import START, BuiltRun, copy_home, small_settings, small_source
+from tests.conftest import START, small_settings, small_source
 from tests.helpers import DATA_ASSETS, materialize_range, snapshot
 
 D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
@@ -42,15 +42,6 @@ class CorruptingSource(SyntheticSource):
 @pytest.fixture
 def resources(storage):
     return {"storage": storage, "settings": small_settings(), "source": small_source()}
-
-
-@pytest.fixture
-def built(small_market, storage) -> BuiltRun:
-    """The small market's three days through the whole graph (built once per session), in this
-    test's own ALEVOR_HOME."""
-    home, run = small_market
-    copy_home(home, storage)
-    return run
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:

@@ -13,7 +13,7 @@ from alevor_assets import score
 from alevor_assets.defs.modeling.predictions import LIVE_DRIFT_CHECK, SERVED_CHECK
 from alevor_assets.defs.modeling.assets import build_spec_assets
 from alevor_assets.lib.serving import fallback_predictions, load_serving_model, predictions
-from tests.conftest import START, BuiltRun, copy_home, small_settings, small_source
+from tests.conftest import START, small_settings, small_source
 from tests.helpers import ALL_ASSETS, DATA_ASSETS, PUMP_SPEC, materialize_range
 
 D1, D2, D3 = START, START + timedelta(days=1), START + timedelta(days=2)
@@ -23,15 +23,6 @@ PREDICTIONS = f"predictions_{PUMP_SPEC.name}"
 @pytest.fixture
 def resources(storage):
     return {"storage": storage, "settings": small_settings(), "source": small_source()}
-
-
-@pytest.fixture
-def built(small_market, storage) -> BuiltRun:
-    """The small market's three days through the whole graph (built once per session), in this
-    test's own ALEVOR_HOME."""
-    home, run = small_market
-    copy_home(home, storage)
-    return run
 
 
 @pytest.fixture
